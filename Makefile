@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: GPL-2.0
+# nvme-vfio-pci: top-level entry points.
+#
+#   make demo    set up, build everything, boot the test VM, bind a VF, show it
+#   make check   every test suite; ends with "N passed, N failed"
+#   make module  build nvme_vfio_pci.ko against the cached test kernel
+#
+# Big builds (kernel, QEMU) are cached under ~/.cache/nvme-vfio-pci/.
+
+LLVM  ?= -19
+NVP_CACHE ?= $(HOME)/.cache/nvme-vfio-pci
+KDIR  ?= $(NVP_CACHE)/kernel-latest
+BUILD ?= $(CURDIR)/build
+
+.PHONY: all setup kernel module clippy rustfmt host-test selftests check demo clean
+
+all: module
+
+setup:
+	tools/testbed/setup.sh
+
+kernel: setup
+	tools/testbed/build-kernel.sh
+
+module:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) modules
+
+clippy:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) CLIPPY=1 modules
+
+host-test:
+	cd tools/nvp-proto && cargo test
+
+selftests:
+	tools/testbed/build-selftests.sh $(BUILD)
+
+check:
+	tools/testbed/check.sh
+
+demo:
+	tools/testbed/demo.sh
+
+clean:
+	-$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) clean
+	rm -rf $(BUILD) tools/nvp-proto/target

@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! nvme_vfio_pci: a VFIO variant driver that live-migrates NVMe SR-IOV
+//! virtual functions using NVMe Host Managed Live Migration (TP4159).
+//!
+//! A hypervisor binds a VF to this driver (through `driver_override`) and
+//! hands it to a VM with QEMU's standard `vfio-pci` device. The VF is served
+//! exactly as vfio-pci serves it; the driver reaches the VF's NVMe controller
+//! through the PF, the *migration controller*, which stays driven by
+//! nvme-pci.
+//!
+//! Layers (arrows go down only; see `Documentation/design.rst`):
+//!
+//! - [`vfio`]: the `pci_driver` and the `vfio_pci_core` device.
+//! - [`pf`]: the migration controller: admin commands on the PF, serialised
+//!   and fenced when the PF goes away, capability discovery.
+//! - [`protocol`]: NVMe/TP4159 encoders and decoders, pure `core` code that
+//!   a host crate (`tools/nvp-proto`) also builds for `cargo test`.
+//! - [`sys`]: bindgen output for VFIO and the C glue (`rust/glue.c`).
+
+use kernel::prelude::*;
+
+mod pf;
+mod protocol;
+mod sys;
+mod vfio;
+
+module! {
+    type: NvmeVfioPci,
+    name: "nvme_vfio_pci",
+    authors: ["nvme-vfio-pci developers"],
+    description: "VFIO variant driver for live migration of NVMe SR-IOV VFs (TP4159)",
+    license: "GPL v2",
+    imports_ns: ["NVME_TARGET_PASSTHRU"],
+}
+
+/// The module. Initialised PF watch first, so no VF is bound before PFs can
+/// be fenced; fields drop in declaration order, so the driver (and every
+/// bound VF) goes before the PF watch.
+#[pin_data]
+struct NvmeVfioPci {
+    #[pin]
+    driver: vfio::Driver,
+    #[pin]
+    pf_watch: pf::PfWatch,
+}
+
+impl kernel::InPlaceModule for NvmeVfioPci {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        pf::init_registry();
+        try_pin_init!(Self {
+            pf_watch <- pf::PfWatch::new(),
+            driver <- vfio::Driver::new(module),
+        })
+    }
+}

@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VFIO side: the `pci_driver` that binds NVMe VFs (only through
+//! `driver_override`), and the `vfio_pci_core` device that serves them to
+//! userspace exactly as vfio-pci does.
+//!
+//! `kernel::pci::Adapter` cannot host a vfio-pci variant driver (drvdata
+//! must point to the `vfio_pci_core_device`, `driver_managed_dma` and the
+//! error handlers must be set, and vfio-pci-core writes `driver->pm`), so the
+//! driver is a raw `struct pci_driver` in writable, pinned module memory.
+//!
+//! Locking: [`NvmeVfDevice`] is created in probe and freed by the vfio core's
+//! `release`; its [`VfState`] is immutable after probe. Concurrency inside a
+//! device belongs to vfio-pci-core; PF access goes through
+//! [`crate::pf::PfController`]'s own lock.
+
+use core::mem::size_of;
+
+use kernel::{
+    bindings,
+    device,
+    error::{
+        from_err_ptr,
+        to_result, //
+    },
+    prelude::*,
+    str::as_char_ptr_in_const_context,
+    sync::Arc,
+    types::Opaque, //
+};
+
+use crate::{
+    pf::{
+        self,
+        MdtsFmt,
+        PfController, //
+    },
+    sys, //
+};
+
+/// Per-VF state, owned by the [`NvmeVfDevice`] it hangs off.
+pub(crate) struct VfState {
+    /// The PF's migration controller.
+    pf: Option<Arc<PfController>>,
+    /// 1-based VF number.
+    vfn: u16,
+    /// The VF's secondary controller ID (its CNTLID), as the PF reports it.
+    scid: u16,
+}
+
+impl Drop for VfState {
+    fn drop(&mut self) {
+        if let Some(p) = self.pf.take() {
+            pf::put(p);
+        }
+    }
+}
+
+/// The vfio device of one VF.
+///
+/// # Invariants
+///
+/// `core` is first, so a `*mut vfio_device` from the vfio core is a
+/// `*mut NvmeVfDevice`; `state` is null or came from `KBox::into_raw` and is
+/// freed only in `release`.
+#[repr(C)]
+pub(crate) struct NvmeVfDevice {
+    core: sys::vfio_pci_core_device,
+    state: *mut VfState,
+}
+
+/// Makes a static of raw C structs shareable.
+#[repr(transparent)]
+struct AssertSync<T>(T);
+// SAFETY: The wrapped tables are only read after initialisation, by C code
+// that treats them as read-only.
+unsafe impl<T> Sync for AssertSync<T> {}
+
+/// The vfio device ops: vfio-pci-core's, plus our init/release/open.
+static DEV_OPS: AssertSync<sys::vfio_device_ops> = AssertSync(sys::vfio_device_ops {
+    name: as_char_ptr_in_const_context(c"nvme-vfio-pci").cast_mut(),
+    init: Some(sys::vfio_pci_core_init_dev),
+    release: Some(release),
+    open_device: Some(open_device),
+    close_device: Some(sys::vfio_pci_core_close_device),
+    ioctl: Some(sys::vfio_pci_core_ioctl),
+    get_region_info_caps: Some(sys::vfio_pci_ioctl_get_region_info),
+    device_feature: Some(sys::vfio_pci_core_ioctl_feature),
+    read: Some(sys::vfio_pci_core_read),
+    write: Some(sys::vfio_pci_core_write),
+    mmap: Some(sys::vfio_pci_core_mmap),
+    request: Some(sys::vfio_pci_core_request),
+    match_: Some(sys::vfio_pci_core_match),
+    match_token_uuid: Some(sys::vfio_pci_core_match_token_uuid),
+    bind_iommufd: Some(sys::vfio_iommufd_physical_bind),
+    unbind_iommufd: Some(sys::vfio_iommufd_physical_unbind),
+    attach_ioas: Some(sys::vfio_iommufd_physical_attach_ioas),
+    detach_ioas: Some(sys::vfio_iommufd_physical_detach_ioas),
+    pasid_attach_ioas: Some(sys::vfio_iommufd_physical_pasid_attach_ioas),
+    pasid_detach_ioas: Some(sys::vfio_iommufd_physical_pasid_detach_ioas),
+    dma_unmap: None,
+});
+
+/// `open_device`: enable the PCI function as vfio-pci does.
+///
+/// # Safety
+///
+/// Called by the vfio core with a device created by [`probe`].
+unsafe extern "C" fn open_device(vdev: *mut sys::vfio_device) -> c_int {
+    let core = vdev.cast::<sys::vfio_pci_core_device>();
+    // SAFETY: `core` is our `vfio_pci_core_device` (type invariant of
+    // `NvmeVfDevice`); the vfio core serialises open/close.
+    let ret = unsafe { sys::vfio_pci_core_enable(core) };
+    if ret != 0 {
+        return ret;
+    }
+    // SAFETY: As above; enable succeeded.
+    unsafe { sys::vfio_pci_core_finish_enable(core) };
+    0
+}
+
+/// `release`: free our state, then vfio-pci-core's.
+///
+/// # Safety
+///
+/// Called once by the vfio core when the last reference to a device created
+/// by [`probe`] goes.
+unsafe extern "C" fn release(vdev: *mut sys::vfio_device) {
+    let nvf = vdev.cast::<NvmeVfDevice>();
+    // SAFETY: `nvf` is ours (type invariant); `state` is null or a `KBox`
+    // raw pointer not yet freed, and this is the only place it is freed.
+    unsafe {
+        let st = (*nvf).state;
+        if !st.is_null() {
+            (*nvf).state = core::ptr::null_mut();
+            drop(KBox::from_raw(st));
+        }
+        sys::vfio_pci_core_release_dev(vdev);
+    }
+}
+
+/// The device of a raw `pci_dev`, for logging.
+///
+/// # Safety
+///
+/// `pdev` must be a live PCI device for the returned lifetime.
+unsafe fn devof<'a>(pdev: *mut bindings::pci_dev) -> &'a device::Device {
+    // SAFETY: By the function's safety requirement.
+    unsafe { device::Device::from_raw(&raw mut (*pdev).dev) }
+}
+
+/// Checks that `pdev` is a VF we can serve and finds its secondary
+/// controller on the PF.
+fn admit(pdev: *mut bindings::pci_dev) -> Result<VfState> {
+    // SAFETY: `pdev` is the device being probed.
+    let dev = unsafe { devof(pdev) };
+    // SAFETY: As above.
+    if !unsafe { sys::nvp_pci_is_virtfn(pdev) } {
+        dev_err!(dev, "not an SR-IOV virtual function: refusing (this driver serves NVMe VFs only)\n");
+        return Err(ENODEV);
+    }
+    // SAFETY: `pdev` is a VF.
+    let vf_id = unsafe { bindings::pci_iov_vf_id(pdev) };
+    let vfn = u16::try_from(vf_id + 1).map_err(|_| {
+        dev_err!(dev, "cannot determine the VF number ({})\n", vf_id);
+        ENODEV
+    })?;
+    let ctl = pf::get(pdev).inspect_err(|e| {
+        dev_err!(dev, "PF is not a live nvme-pci controller ({:?}): refusing\n", e);
+    })?;
+    let mut st = VfState {
+        pf: Some(ctl.clone()),
+        vfn,
+        scid: 0,
+    };
+    let sc = match ctl.secondary_of_vf(vfn) {
+        Ok(Some(sc)) => sc,
+        Ok(None) => {
+            dev_err!(dev, "VF {} has no secondary controller in the PF's Secondary Controller List\n", vfn);
+            return Err(ENODEV);
+        }
+        Err(e) => {
+            dev_err!(dev, "reading the PF's Secondary Controller List failed ({:?})\n", e);
+            return Err(e);
+        }
+    };
+    st.scid = sc.scid;
+    let caps = ctl.caps();
+    dev_info!(
+        dev,
+        "bound: VF {}, secondary controller ID {}, PF {} (nvme{} CNTLID {}, HMLMS {}, MDTS {}, {}, VQ {}, VI {})\n",
+        vfn,
+        sc.scid,
+        ctl.pdev().as_ref().name(),
+        caps.instance,
+        caps.id.cntlid,
+        if caps.id.hmlms() { "yes" } else { "no" },
+        MdtsFmt(caps.mdts),
+        if sc.online() { "online" } else { "offline" },
+        sc.nvq,
+        sc.nvi
+    );
+    Ok(st)
+}
+
+/// `probe`: admit the VF, then register a vfio-pci-core device for it.
+///
+/// # Safety
+///
+/// Called by the PCI core for a device matching [`PCI_IDS`].
+unsafe extern "C" fn probe(pdev: *mut bindings::pci_dev, _id: *const bindings::pci_device_id) -> c_int {
+    let st = match admit(pdev) {
+        Ok(st) => st,
+        Err(e) => return e.to_errno(),
+    };
+    let st = match KBox::new(st, GFP_KERNEL) {
+        Ok(b) => b,
+        Err(e) => return Error::from(e).to_errno(),
+    };
+    // SAFETY: `DEV_OPS` is static; `pdev` is being probed.
+    let vdev = unsafe { sys::_vfio_alloc_device(size_of::<NvmeVfDevice>(), &raw mut (*pdev).dev, &DEV_OPS.0) };
+    let vdev = match from_err_ptr(vdev) {
+        Ok(v) => v,
+        Err(e) => return e.to_errno(),
+    };
+    let nvf = vdev.cast::<NvmeVfDevice>();
+    // SAFETY: `nvf` was just allocated with our size, `core.vdev` first
+    // (INVARIANT: `state` now holds a `KBox` raw pointer, freed in
+    // `release`); drvdata must point to the core device, as vfio-pci-core
+    // requires.
+    unsafe {
+        (*nvf).state = KBox::into_raw(st);
+        (*pdev).dev.driver_data = (&raw mut (*nvf).core).cast();
+        let ret = sys::vfio_pci_core_register_device(&raw mut (*nvf).core);
+        if ret != 0 {
+            (*pdev).dev.driver_data = core::ptr::null_mut();
+            bindings::put_device(&raw mut (*vdev).device);
+            return ret;
+        }
+    }
+    0
+}
+
+/// `remove`: unregister and drop our reference; `release` frees the rest.
+///
+/// # Safety
+///
+/// Called by the PCI core for a device bound by [`probe`].
+unsafe extern "C" fn remove(pdev: *mut bindings::pci_dev) {
+    // SAFETY: drvdata was set in `probe` to the core device, which is the
+    // first field of our `NvmeVfDevice`.
+    unsafe {
+        let core = (*pdev).dev.driver_data.cast::<sys::vfio_pci_core_device>();
+        sys::vfio_pci_core_unregister_device(core);
+        bindings::put_device(&raw mut (*core).vdev.device);
+    }
+}
+
+/// NVMe functions (class 01:08:02, any vendor), matched only through
+/// `driver_override`: modpost turns the VFIO flag into `vfio_pci:` aliases.
+#[repr(C)]
+pub(crate) struct IdTable([bindings::pci_device_id; 2]);
+
+/// The PCI ID table, exported under the name modpost looks for.
+#[export_name = "__mod_device_table__nvp__kmod_nvme_vfio_pci__pci__nvp_pci_ids"]
+pub(crate) static PCI_IDS: IdTable = IdTable([
+    bindings::pci_device_id {
+        vendor: bindings::PCI_ANY_ID as u32,
+        device: bindings::PCI_ANY_ID as u32,
+        subvendor: bindings::PCI_ANY_ID as u32,
+        subdevice: bindings::PCI_ANY_ID as u32,
+        class: bindings::PCI_CLASS_STORAGE_EXPRESS,
+        class_mask: 0xff_ffff,
+        driver_data: 0,
+        override_only: bindings::PCI_ID_F_VFIO_DRIVER_OVERRIDE,
+    },
+    bindings::pci_device_id {
+        vendor: 0,
+        device: 0,
+        subvendor: 0,
+        subdevice: 0,
+        class: 0,
+        class_mask: 0,
+        driver_data: 0,
+        override_only: 0,
+    },
+]);
+
+/// The registered `pci_driver`.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Driver {
+    #[pin]
+    drv: Opaque<bindings::pci_driver>,
+}
+
+impl Driver {
+    /// Registers the driver.
+    pub(crate) fn new(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            drv <- Opaque::try_ffi_init(move |p: *mut bindings::pci_driver| {
+                // SAFETY: `p` is pinned, writable storage that stays
+                // registered until `drop`; the tables it points to are
+                // static.
+                unsafe {
+                    p.write(bindings::pci_driver {
+                        name: c"nvme_vfio_pci".as_char_ptr(),
+                        id_table: PCI_IDS.0.as_ptr(),
+                        probe: Some(probe),
+                        remove: Some(remove),
+                        err_handler: &raw const sys::vfio_pci_core_err_handlers,
+                        driver_managed_dma: true,
+                        ..pin_init::zeroed()
+                    });
+                    to_result(bindings::__pci_register_driver(p, module.as_ptr(), c"nvme_vfio_pci".as_char_ptr()))
+                }
+            }),
+        })
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Driver {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: Registered in `new`.
+        unsafe { bindings::pci_unregister_driver(self.drv.get()) };
+    }
+}

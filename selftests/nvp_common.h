@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Shared bits of the nvme_vfio_pci kselftests: the environment contract of
+ * the in-VM runner.
+ *
+ *   NVP_VF      BDF of a provisioned (online) VF bound to the driver under test
+ *   NVP_VF2     a second such VF (optional)
+ *   NVP_PF      the PF's BDF (bound to nvme)
+ *   NVP_NONVF   BDF of a plain NVMe function without SR-IOV, bound to nvme
+ *               (optional)
+ *   NVP_DRIVER  the driver under test (default nvme_vfio_pci); with
+ *               "vfio-pci" the tests that need our driver's log SKIP.
+ */
+#ifndef NVP_COMMON_H
+#define NVP_COMMON_H
+
+#include "lib/pci_sysfs.h"
+#include "lib/vfio_nvme.h"
+
+/*
+ * In a test or fixture setup: fail with a message if the function at @bdf is
+ * not bound to the driver under test.
+ */
+#define NVP_ASSERT_BOUND_TO_DRIVER(bdf) do { \
+	char __drv[128]; \
+	int __r = nvp_pci_driver((bdf), __drv, sizeof(__drv)); \
+	ASSERT_EQ(0, __r) TH_LOG("%s is not bound to any driver (%s); expected %s", \
+				 (bdf), nvp_lasterr(), nvp_env_driver()); \
+	ASSERT_STREQ(nvp_env_driver(), __drv) \
+		TH_LOG("%s is bound to %s, expected %s", (bdf), __drv, nvp_env_driver()); \
+} while (0)
+
+#endif
