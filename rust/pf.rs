@@ -160,10 +160,18 @@ fn sqe_le(sqe: &Sqe) -> [u32; 16] {
 }
 
 /// Submits one admin command on `ctrl`.
-fn submit(ctrl: &CtrlRef, sqe: &Sqe, buf: Option<&mut [u8]>, timeout_ms: u32) -> Result<u32, CmdError> {
+fn submit(
+    ctrl: &CtrlRef,
+    sqe: &Sqe,
+    buf: Option<&mut [u8]>,
+    timeout_ms: u32,
+) -> Result<u32, CmdError> {
     let dw = sqe_le(sqe);
     let (ptr, len) = match buf {
-        Some(b) => (b.as_mut_ptr().cast::<c_void>(), u32::try_from(b.len()).map_err(|_| EINVAL)?),
+        Some(b) => (
+            b.as_mut_ptr().cast::<c_void>(),
+            u32::try_from(b.len()).map_err(|_| EINVAL)?,
+        ),
         None => (core::ptr::null_mut(), 0),
     };
     let mut result: u32 = 0;
@@ -171,7 +179,14 @@ fn submit(ctrl: &CtrlRef, sqe: &Sqe, buf: Option<&mut [u8]>, timeout_ms: u32) ->
     // 16 dwords; `ptr`/`len` describe a live kernel buffer or are null/0;
     // `result` is a valid `u32`.
     let ret = unsafe {
-        sys::nvp_ctrl_admin_cmd(ctrl.0.as_ptr(), dw.as_ptr(), ptr, len, &mut result, timeout_ms)
+        sys::nvp_ctrl_admin_cmd(
+            ctrl.0.as_ptr(),
+            dw.as_ptr(),
+            ptr,
+            len,
+            &mut result,
+            timeout_ms,
+        )
     };
     match ret {
         0 => Ok(result),
@@ -199,7 +214,12 @@ impl PfController {
 
     /// Submits one admin command to the PF and waits for it. `timeout_ms` 0
     /// uses nvme-core's admin timeout. Returns CQE DW0.
-    pub(crate) fn admin(&self, sqe: &Sqe, buf: Option<&mut [u8]>, timeout_ms: u32) -> Result<u32, CmdError> {
+    pub(crate) fn admin(
+        &self,
+        sqe: &Sqe,
+        buf: Option<&mut [u8]>,
+        timeout_ms: u32,
+    ) -> Result<u32, CmdError> {
         self.gate.with(|c| submit(c, sqe, buf, timeout_ms))?
     }
 
@@ -208,7 +228,12 @@ impl PfController {
         self.admin(&identify::identify(cns, cntid, 0), Some(buf), 0)
             .map(|_| ())
             .inspect_err(|e| {
-                dev_err!(self.pdev.as_ref(), "Identify CNS {:#x} on the PF failed: {:?}\n", cns, e)
+                dev_err!(
+                    self.pdev.as_ref(),
+                    "Identify CNS {:#x} on the PF failed: {:?}\n",
+                    cns,
+                    e
+                )
             })
     }
 
@@ -220,9 +245,16 @@ impl PfController {
             pcid,
             vfn,
             &mut buf,
-            |cntid, b| self.identify(identify::cns::SECONDARY_CTRL_LIST, cntid, b).map_err(Error::from),
+            |cntid, b| {
+                self.identify(identify::cns::SECONDARY_CTRL_LIST, cntid, b)
+                    .map_err(Error::from)
+            },
             |e: DecodeError| {
-                dev_err!(self.pdev.as_ref(), "malformed Secondary Controller List: {:?}\n", e);
+                dev_err!(
+                    self.pdev.as_ref(),
+                    "malformed Secondary Controller List: {:?}\n",
+                    e
+                );
                 EPROTO
             },
         )?;
@@ -267,9 +299,15 @@ fn discover(pf: &pci::Device, pf_raw: *mut bindings::pci_dev) -> Result<Arc<PfCo
     // SAFETY: Reading an `ERR_PTR` encoded pointer.
     let ctrl = kernel::error::from_err_ptr(ctrl).inspect_err(|e| {
         if *e == EOPNOTSUPP {
-            dev_err!(pf.as_ref(), "PF controller is not an nvme-pci (PCIe) controller\n");
+            dev_err!(
+                pf.as_ref(),
+                "PF controller is not an nvme-pci (PCIe) controller\n"
+            );
         } else {
-            dev_err!(pf.as_ref(), "PF is not driven by nvme-pci or has no NVMe controller\n");
+            dev_err!(
+                pf.as_ref(),
+                "PF is not driven by nvme-pci or has no NVMe controller\n"
+            );
         }
     })?;
     let ctrl = CtrlRef(NonNull::new(ctrl).ok_or(ENODEV)?);
@@ -283,8 +321,18 @@ fn discover(pf: &pci::Device, pf_raw: *mut bindings::pci_dev) -> Result<Arc<PfCo
     // SAFETY: `ctrl` holds a reference.
     let instance = unsafe { sys::nvp_ctrl_instance(ctrl.0.as_ptr()) };
     let mut buf = KVec::from_elem(0u8, identify::IDENTIFY_LEN, GFP_KERNEL)?;
-    submit(&ctrl, &identify::identify(identify::cns::CTRL, 0, 0), Some(&mut buf), 0).map_err(|e| {
-        dev_err!(pf.as_ref(), "Identify Controller on the PF failed: {:?}\n", e);
+    submit(
+        &ctrl,
+        &identify::identify(identify::cns::CTRL, 0, 0),
+        Some(&mut buf),
+        0,
+    )
+    .map_err(|e| {
+        dev_err!(
+            pf.as_ref(),
+            "Identify Controller on the PF failed: {:?}\n",
+            e
+        );
         Error::from(e)
     })?;
     let id = IdCtrl::parse(&buf).map_err(|e| {
@@ -436,7 +484,9 @@ impl PfWatch {
 impl PinnedDrop for PfWatch {
     fn drop(self: Pin<&mut Self>) {
         // SAFETY: Registered in `new`.
-        unsafe { bindings::bus_unregister_notifier(&raw const bindings::pci_bus_type, self.nb.get()) };
+        unsafe {
+            bindings::bus_unregister_notifier(&raw const bindings::pci_bus_type, self.nb.get())
+        };
     }
 }
 

@@ -156,7 +156,10 @@ fn admit(pdev: *mut bindings::pci_dev) -> Result<VfState> {
     let dev = unsafe { devof(pdev) };
     // SAFETY: As above.
     if !unsafe { sys::nvp_pci_is_virtfn(pdev) } {
-        dev_err!(dev, "not an SR-IOV virtual function: refusing (this driver serves NVMe VFs only)\n");
+        dev_err!(
+            dev,
+            "not an SR-IOV virtual function: refusing (this driver serves NVMe VFs only)\n"
+        );
         return Err(ENODEV);
     }
     // SAFETY: `pdev` is a VF.
@@ -166,7 +169,11 @@ fn admit(pdev: *mut bindings::pci_dev) -> Result<VfState> {
         ENODEV
     })?;
     let ctl = pf::get(pdev).inspect_err(|e| {
-        dev_err!(dev, "PF is not a live nvme-pci controller ({:?}): refusing\n", e);
+        dev_err!(
+            dev,
+            "PF is not a live nvme-pci controller ({:?}): refusing\n",
+            e
+        );
     })?;
     let mut st = VfState {
         pf: Some(ctl.clone()),
@@ -176,11 +183,19 @@ fn admit(pdev: *mut bindings::pci_dev) -> Result<VfState> {
     let sc = match ctl.secondary_of_vf(vfn) {
         Ok(Some(sc)) => sc,
         Ok(None) => {
-            dev_err!(dev, "VF {} has no secondary controller in the PF's Secondary Controller List\n", vfn);
+            dev_err!(
+                dev,
+                "VF {} has no secondary controller in the PF's Secondary Controller List\n",
+                vfn
+            );
             return Err(ENODEV);
         }
         Err(e) => {
-            dev_err!(dev, "reading the PF's Secondary Controller List failed ({:?})\n", e);
+            dev_err!(
+                dev,
+                "reading the PF's Secondary Controller List failed ({:?})\n",
+                e
+            );
             return Err(e);
         }
     };
@@ -208,7 +223,10 @@ fn admit(pdev: *mut bindings::pci_dev) -> Result<VfState> {
 /// # Safety
 ///
 /// Called by the PCI core for a device matching [`PCI_IDS`].
-unsafe extern "C" fn probe(pdev: *mut bindings::pci_dev, _id: *const bindings::pci_device_id) -> c_int {
+unsafe extern "C" fn probe(
+    pdev: *mut bindings::pci_dev,
+    _id: *const bindings::pci_device_id,
+) -> c_int {
     let st = match admit(pdev) {
         Ok(st) => st,
         Err(e) => return e.to_errno(),
@@ -218,7 +236,9 @@ unsafe extern "C" fn probe(pdev: *mut bindings::pci_dev, _id: *const bindings::p
         Err(e) => return Error::from(e).to_errno(),
     };
     // SAFETY: `DEV_OPS` is static; `pdev` is being probed.
-    let vdev = unsafe { sys::_vfio_alloc_device(size_of::<NvmeVfDevice>(), &raw mut (*pdev).dev, &DEV_OPS.0) };
+    let vdev = unsafe {
+        sys::_vfio_alloc_device(size_of::<NvmeVfDevice>(), &raw mut (*pdev).dev, &DEV_OPS.0)
+    };
     let vdev = match from_err_ptr(vdev) {
         Ok(v) => v,
         Err(e) => return e.to_errno(),

@@ -50,8 +50,9 @@ FIXTURE_TEARDOWN(vfio)
 /* The cdev we opened is the one sysfs names for this BDF, and it is a char device. */
 TEST_F(vfio, cdev_and_iommufd)
 {
+	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
 	char sysdev[256], devno[32];
-	unsigned int maj, min;
+	unsigned int maj, min, dmaj, dmin;
 	struct stat st;
 
 	ASSERT_LE(0, self->v.devfd);
@@ -64,17 +65,14 @@ TEST_F(vfio, cdev_and_iommufd)
 	ASSERT_EQ(0, nvp_pci_read_attr(self->bdf, sysdev, devno, sizeof(devno)))
 		TH_LOG("%s", nvp_lasterr());
 	ASSERT_EQ(2, sscanf(devno, "%u:%u", &maj, &min));
-	EXPECT_EQ(maj, major(st.st_rdev));
-	EXPECT_EQ(min, minor(st.st_rdev));
+	dmaj = major(st.st_rdev);
+	dmin = minor(st.st_rdev);
+	EXPECT_EQ(maj, dmaj);
+	EXPECT_EQ(min, dmin);
 
-	/* Bound: the device fd answers; a second bind of the same fd is refused. */
-	{
-		struct vfio_device_bind_iommufd bind = {
-			.argsz = sizeof(bind), .iommufd = self->v.iommufd,
-		};
-
-		EXPECT_NE(0, ioctl(self->v.devfd, VFIO_DEVICE_BIND_IOMMUFD, &bind));
-	}
+	/* Already bound: a second bind of the same fd is refused. */
+	bind.iommufd = self->v.iommufd;
+	EXPECT_NE(0, ioctl(self->v.devfd, VFIO_DEVICE_BIND_IOMMUFD, &bind));
 	TH_LOG("%s opened as %s, devid %u, ioas %u", self->bdf, self->v.cdev, self->v.devid,
 	       self->v.ioas_id);
 }
@@ -83,10 +81,10 @@ TEST_F(vfio, device_info)
 {
 	struct vfio_device_info *i = &self->v.info;
 
-	EXPECT_TRUE(i->flags & VFIO_DEVICE_FLAGS_PCI) TH_LOG("flags 0x%x", i->flags);
-	EXPECT_TRUE(i->flags & VFIO_DEVICE_FLAGS_RESET) TH_LOG("flags 0x%x", i->flags);
-	EXPECT_LE(VFIO_PCI_NUM_REGIONS, i->num_regions);
-	EXPECT_LE(VFIO_PCI_NUM_IRQS, i->num_irqs);
+	EXPECT_TRUE(!!(i->flags & VFIO_DEVICE_FLAGS_PCI)) TH_LOG("flags 0x%x", i->flags);
+	EXPECT_TRUE(!!(i->flags & VFIO_DEVICE_FLAGS_RESET)) TH_LOG("flags 0x%x", i->flags);
+	EXPECT_LE((uint32_t)VFIO_PCI_NUM_REGIONS, i->num_regions);
+	EXPECT_LE((uint32_t)VFIO_PCI_NUM_IRQS, i->num_irqs);
 }
 
 TEST_F(vfio, bar0_region)
@@ -96,17 +94,17 @@ TEST_F(vfio, bar0_region)
 	uint32_t cap_lo, vs;
 
 	ASSERT_EQ(0, nvp_pci_bar_size(self->bdf, 0, &sysfs_size)) TH_LOG("%s", nvp_lasterr());
-	ASSERT_NE(0, sysfs_size) TH_LOG("sysfs says BAR0 is unimplemented");
-	EXPECT_EQ(sysfs_size, r->size);
-	EXPECT_EQ(0, r->size & (r->size - 1)) TH_LOG("BAR0 size 0x%llx", (unsigned long long)r->size);
-	EXPECT_TRUE(r->flags & VFIO_REGION_INFO_FLAG_READ) TH_LOG("flags 0x%x", r->flags);
-	EXPECT_TRUE(r->flags & VFIO_REGION_INFO_FLAG_WRITE) TH_LOG("flags 0x%x", r->flags);
-	ASSERT_TRUE(r->flags & VFIO_REGION_INFO_FLAG_MMAP) TH_LOG("flags 0x%x", r->flags);
+	ASSERT_NE(0ull, sysfs_size) TH_LOG("sysfs says BAR0 is unimplemented");
+	EXPECT_EQ(sysfs_size, (uint64_t)r->size);
+	EXPECT_EQ(0ull, r->size & (r->size - 1)) TH_LOG("BAR0 size 0x%llx", (unsigned long long)r->size);
+	EXPECT_TRUE(!!(r->flags & VFIO_REGION_INFO_FLAG_READ)) TH_LOG("flags 0x%x", r->flags);
+	EXPECT_TRUE(!!(r->flags & VFIO_REGION_INFO_FLAG_WRITE)) TH_LOG("flags 0x%x", r->flags);
+	ASSERT_TRUE(!!(r->flags & VFIO_REGION_INFO_FLAG_MMAP)) TH_LOG("flags 0x%x", r->flags);
 
 	/* The mapping shows NVMe registers, and agrees with read() on the region. */
 	ASSERT_EQ(0, nvp_vfio_map_bar0(&self->v)) TH_LOG("%s", nvp_lasterr());
 	vs = *(volatile uint32_t *)(self->v.bar0 + NVME_REG_VS);
-	EXPECT_LE(1, vs >> 16) TH_LOG("NVMe VS 0x%08x", vs);
+	EXPECT_LE(1u, vs >> 16) TH_LOG("NVMe VS 0x%08x", vs);
 	EXPECT_NE(0xffffffffu, vs);
 	ASSERT_EQ(4, pread(self->v.devfd, &cap_lo, 4, (off_t)r->offset + NVME_REG_CAP));
 	EXPECT_EQ(*(volatile uint32_t *)(self->v.bar0 + NVME_REG_CAP), cap_lo);
@@ -119,9 +117,9 @@ TEST_F(vfio, config_region)
 	uint16_t id[2];
 	uint8_t class[3];
 
-	EXPECT_LE(256, r->size);
-	EXPECT_TRUE(r->flags & VFIO_REGION_INFO_FLAG_READ);
-	EXPECT_TRUE(r->flags & VFIO_REGION_INFO_FLAG_WRITE);
+	EXPECT_LE(256ull, (uint64_t)r->size);
+	EXPECT_TRUE(!!(r->flags & VFIO_REGION_INFO_FLAG_READ));
+	EXPECT_TRUE(!!(r->flags & VFIO_REGION_INFO_FLAG_WRITE));
 	ASSERT_EQ(0, nvp_pci_read_hex(self->bdf, "vendor", &vendor)) TH_LOG("%s", nvp_lasterr());
 	ASSERT_EQ(0, nvp_pci_read_hex(self->bdf, "device", &device)) TH_LOG("%s", nvp_lasterr());
 	ASSERT_EQ(0, nvp_cfg_read(&self->v, PCI_VENDOR_ID, id, sizeof(id))) TH_LOG("%s", nvp_lasterr());

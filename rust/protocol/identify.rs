@@ -271,7 +271,10 @@ impl<'a> SecondaryList<'a> {
 
     /// The highest SCID in this list (to ask for the next page).
     pub(crate) fn last_scid(&self) -> Option<u16> {
-        (0..self.n).filter_map(|i| self.get(i)).map(|e| e.scid).max()
+        (0..self.n)
+            .filter_map(|i| self.get(i))
+            .map(|e| e.scid)
+            .max()
     }
 }
 
@@ -385,7 +388,10 @@ mod tests {
         let b = [0u8; IDENTIFY_LEN - 1];
         assert_eq!(
             IdCtrl::parse(&b),
-            Err(DecodeError::Short { need: 4096, have: 4095 })
+            Err(DecodeError::Short {
+                need: 4096,
+                have: 4095
+            })
         );
         assert!(SecondaryList::parse(&b).is_err());
         assert!(PrimaryCaps::parse(&b).is_err());
@@ -393,11 +399,17 @@ mod tests {
 
     #[test]
     fn mdts() {
-        let id = IdCtrl { mdts: 7, ..Default::default() };
+        let id = IdCtrl {
+            mdts: 7,
+            ..Default::default()
+        };
         assert_eq!(id.mdts_bytes(0), Some(512 * 1024));
         assert_eq!(id.mdts_bytes(1), Some(1024 * 1024));
         assert_eq!(IdCtrl::default().mdts_bytes(0), None);
-        let huge = IdCtrl { mdts: 255, ..Default::default() };
+        let huge = IdCtrl {
+            mdts: 255,
+            ..Default::default()
+        };
         assert_eq!(huge.mdts_bytes(15), Some(1 << 63));
         assert_eq!(cap_mpsmin(0x000f_0000_0000_0000), 0xf);
         assert_eq!(cap_mpsmin(0x0010_0000_0000_0000), 0);
@@ -416,7 +428,15 @@ mod tests {
         let p = PrimaryCaps::parse(&b).unwrap();
         assert_eq!(
             p,
-            PrimaryCaps { cntlid: 0x41, vqfrt: 8, vqrfa: 2, vqfrsm: 4, vifrt: 4, virfa: 1, vifrsm: 2 }
+            PrimaryCaps {
+                cntlid: 0x41,
+                vqfrt: 8,
+                vqrfa: 2,
+                vqfrsm: 4,
+                vifrt: 4,
+                virfa: 1,
+                vifrsm: 2
+            }
         );
     }
 
@@ -461,7 +481,10 @@ mod tests {
         b[0] = 128;
         assert_eq!(
             SecondaryList::parse(&b).unwrap_err(),
-            DecodeError::BadCount { field: "NUMID", value: 128 }
+            DecodeError::BadCount {
+                field: "NUMID",
+                value: 128
+            }
         );
         b[0] = 0;
         assert_eq!(SecondaryList::parse(&b).unwrap().last_scid(), None);
@@ -486,12 +509,32 @@ mod tests {
         let mut b = page();
         let mut calls = 0;
         let mut f = fake(300);
-        let r = find_secondary(0, 260, &mut b, |c, b| { calls += 1; f(c, b) }, |_| ()).unwrap();
+        let r = find_secondary(
+            0,
+            260,
+            &mut b,
+            |c, b| {
+                calls += 1;
+                f(c, b)
+            },
+            |_| (),
+        )
+        .unwrap();
         assert_eq!(r.unwrap().scid, 260);
         assert_eq!(calls, 3);
-        assert_eq!(find_secondary(0, 2, &mut b, fake(300), |_| ()).unwrap().unwrap().scid, 2);
-        assert!(find_secondary(0, 301, &mut b, fake(300), |_| ()).unwrap().is_none());
-        assert!(find_secondary(1, 2, &mut b, fake(4), |_| ()).unwrap().is_none());
+        assert_eq!(
+            find_secondary(0, 2, &mut b, fake(300), |_| ())
+                .unwrap()
+                .unwrap()
+                .scid,
+            2
+        );
+        assert!(find_secondary(0, 301, &mut b, fake(300), |_| ())
+            .unwrap()
+            .is_none());
+        assert!(find_secondary(1, 2, &mut b, fake(4), |_| ())
+            .unwrap()
+            .is_none());
     }
 
     #[test]
@@ -499,21 +542,36 @@ mod tests {
         // A device that always returns the same full page must not loop.
         let mut b = page();
         let mut calls = 0;
-        let r = find_secondary(0, 999, &mut b, |_, b: &mut [u8]| {
-            calls += 1;
-            b.fill(0);
-            b[0] = 127;
-            for i in 0..127 {
-                entry(b, i, 0, 0, 1, 0, 0, 0);
-            }
-            Ok::<(), ()>(())
-        }, |_| ());
+        let r = find_secondary(
+            0,
+            999,
+            &mut b,
+            |_, b: &mut [u8]| {
+                calls += 1;
+                b.fill(0);
+                b[0] = 127;
+                for i in 0..127 {
+                    entry(b, i, 0, 0, 1, 0, 0, 0);
+                }
+                Ok::<(), ()>(())
+            },
+            |_| (),
+        );
         assert_eq!(r, Ok(None));
         assert!(calls <= 2);
         // Errors from the transport and from decoding pass through.
         assert_eq!(find_secondary(0, 1, &mut b, |_, _| Err(7), |_| 8), Err(7));
         assert_eq!(
-            find_secondary(0, 1, &mut b, |_, b: &mut [u8]| { b[0] = 200; Ok(()) }, |_| 8),
+            find_secondary(
+                0,
+                1,
+                &mut b,
+                |_, b: &mut [u8]| {
+                    b[0] = 200;
+                    Ok(())
+                },
+                |_| 8
+            ),
             Err(8)
         );
     }

@@ -83,7 +83,9 @@ mod tests {
 
     #[test]
     fn layout() {
-        let s = Sqe::new(0x06).with_nsid(0x1122_3344).with_cdw(10, 0xaabb_ccdd);
+        let s = Sqe::new(0x06)
+            .with_nsid(0x1122_3344)
+            .with_cdw(10, 0xaabb_ccdd);
         let b = s.to_bytes();
         assert_eq!(b[0], 0x06);
         assert_eq!(&b[1..4], &[0, 0, 0]); // FUSE, PSDT, CID stay zero

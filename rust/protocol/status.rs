@@ -56,6 +56,9 @@ mod tests {
         assert!(s.dnr());
         assert!(!s.more());
         let g = Status(0x2002);
-        assert_eq!((g.sct(), g.sc(), g.dnr(), g.more()), (0, sc::INVALID_FIELD, false, true));
+        assert_eq!(
+            (g.sct(), g.sc(), g.dnr(), g.more()),
+            (0, sc::INVALID_FIELD, false, true)
+        );
     }
 }

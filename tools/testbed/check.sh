@@ -1,0 +1,86 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# `make check`: every test suite, from a fresh machine or a warm one.
+#   set-up -> kernel (cached) -> module (CONFIG_WERROR + clippy) -> rustfmt
+#   -> host cargo test -> kselftest build -> VM: KUnit, guest checks,
+#   kselftests, kernel-log scan.
+# Prints per-suite counts, the time of each phase, and as its last line
+# "N passed, N failed". Exits non-zero when anything failed.
+. "$(dirname "$0")/lib.sh"
+cd "$NVP_ROOT"
+
+BUILD=${BUILD:-$NVP_ROOT/build}
+mkdir -p "$BUILD"
+SUITES=()
+declare -A P F
+record() { SUITES+=("$1"); P[$1]=$2; F[$1]=$3; echo "--- suite $1: $2 passed, $3 failed"; }
+declare -A T
+timed() { local name=$1; shift; local t0=$SECONDS; "$@"; local rc=$?; T[$name]=$((${T[$name]:-0} + SECONDS - t0)); return $rc; }
+T_ORDER=(set-up kernel module host-tests selftests-build vm)
+
+# TAP: "ok N" / "not ok N" lines (kselftest and our guest checks); SKIP counts as passed.
+tap_count() { # FILE -> "pass fail"
+	local f=$1
+	[ -f "$f" ] || { echo "0 1"; return; }
+	local p fl
+	p=$(grep -cE '^(# )?ok [0-9]+' "$f" || true)
+	fl=$(grep -cE '^(# )?not ok [0-9]+' "$f" || true)
+	echo "$p $fl"
+}
+
+timed set-up step "set-up" "$NVP_ROOT/tools/testbed/setup.sh" || die "set-up failed"
+KDIR=$(timed kernel "$NVP_ROOT/tools/testbed/build-kernel.sh" | tail -1) || die "kernel build failed"
+[ -d "$KDIR" ] || die "kernel build failed"
+T[kernel]=${T[kernel]:-0}
+
+build_module() { make -s -C "$KDIR" M="$NVP_ROOT" LLVM="$NVP_LLVM" CLIPPY=1 modules; }
+if timed module step "module (CONFIG_WERROR, clippy)" build_module; then
+	record module-build 1 0
+else
+	record module-build 0 1
+fi
+
+fmt_check() { rustfmt --check --edition 2021 --config-path "$(sed -n 's|^include \(.*\)/Makefile$|\1|p' "$KDIR/Makefile")/.rustfmt.toml" $(ls rust/*.rs rust/protocol/*.rs | grep -v nvp_bindings.rs); }
+if timed module step "rustfmt --check" fmt_check; then record rustfmt 1 0; else record rustfmt 0 1; fi
+
+host_tests() { (cd tools/nvp-proto && cargo test 2>&1) | tee "$BUILD/cargo-test.log"; }
+timed host-tests step "host cargo test (protocol)" host_tests
+read -r hp hf < <(awk '/^test result:/ {p += $4; f += $6} END {print p+0, f+0}' "$BUILD/cargo-test.log")
+grep -q "^test result:" "$BUILD/cargo-test.log" || hf=$((hf + 1))
+record cargo-test "$hp" "$hf"
+
+if timed selftests-build step "kselftests build" "$NVP_ROOT/tools/testbed/build-selftests.sh" "$BUILD"; then
+	record selftests-build 1 0
+else
+	record selftests-build 0 1
+fi
+
+VMOUT=$BUILD/vm-check
+rm -rf "$VMOUT"; mkdir -p "$VMOUT"
+vm_rc=0
+NVP_QUIET=1 NVP_SELFTESTS=$BUILD/selftests timed vm step "VM: boot, KUnit, guest checks, kselftests" \
+	"$NVP_ROOT/tools/testbed/run-vm.sh" "$VMOUT" "$NVP_ROOT/tools/testbed/guest/check.sh" || vm_rc=$?
+echo "VM exit status $vm_rc; console log: $VMOUT/console.log"
+grep -E "^(ok|not ok|# )" "$VMOUT/console.log" | grep -vE "^# (PASSED|FAILED|RUN|OK|SKIP|Totals)" | tail -n 80 || true
+
+# KUnit: the suite summaries the module printed when it loaded.
+read -r kp kf < <(awk '/# nvme_vfio_pci[a-z_]*: pass:/ {
+	for (i = 1; i <= NF; i++) { if ($i ~ /^pass:/) p += substr($i, 6); if ($i ~ /^fail:/) f += substr($i, 6) } }
+	END {print p+0, f+0}' "$VMOUT/kunit.log" 2>/dev/null || echo "0 0")
+[ "$kp" -gt 0 ] || kf=$((kf + 1))   # no KUnit result at all is a failure
+record kunit "$kp" "$kf"
+read -r gp gf < <(tap_count "$VMOUT/guest-checks.tap"); record guest-checks "$gp" "$gf"
+read -r sp sf < <(tap_count "$VMOUT/kselftest.tap"); [ "$sp" -gt 0 ] || sf=$((sf + 1)); record kselftest "$sp" "$sf"
+[ "$vm_rc" = 0 ] || record vm-exit 0 1
+
+echo
+echo "Time per phase:"
+for t in "${T_ORDER[@]}"; do printf '  %-16s %5s s\n' "$t" "${T[$t]:-0}"; done
+echo "Suites:"
+tp=0; tf=0
+for s in "${SUITES[@]}"; do
+	printf '  %-16s %4d passed, %d failed\n' "$s" "${P[$s]}" "${F[$s]}"
+	tp=$((tp + P[$s])); tf=$((tf + F[$s]))
+done
+echo "$tp passed, $tf failed"
+[ "$tf" = 0 ]

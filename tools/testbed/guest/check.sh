@@ -1,0 +1,50 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Runs inside the L1 VM for `make check`: loads the module (its KUnit suites
+# run at load), provisions and binds VFs, runs the kselftests, unloads, and
+# checks the kernel log. Results go to $NVP_OUT: kunit.log (dmesg of the
+# load), kselftest.tap, dmesg.txt, guest-checks.tap.
+. "$(dirname "$0")/lib.sh"
+
+tap_n=0; tap_out=$NVP_OUT/guest-checks.tap; : >"$tap_out"
+tap() { # tap OK|FAIL name
+	tap_n=$((tap_n + 1))
+	if [ "$1" = OK ]; then echo "ok $tap_n $2"; else echo "not ok $tap_n $2"; fi | tee -a "$tap_out"
+}
+chk() { local name=$1; shift; if "$@"; then tap OK "$name"; else tap FAIL "$name"; fi; }
+
+log "kernel $(uname -r)"
+chk "module loads" load_module
+dmesg >"$NVP_OUT/kunit.log"
+chk "modinfo has vfio_pci alias" bash -c "modinfo $NVP_MODULE | grep -q '^alias: *vfio_pci:v\*d\*sv\*sd\*bc01sc08i02'"
+chk "provision 2 VFs" provision_vfs 2
+VF1=$(vf_bdf 1); VF2=$(vf_bdf 2)
+log "VF1=$VF1 VF2=$VF2"
+chk "VF1 binds to $NVP_DRIVER" bind "$VF1" "$NVP_DRIVER"
+chk "VF2 binds to $NVP_DRIVER" bind "$VF2" "$NVP_DRIVER"
+chk "VF1 has a vfio cdev" bash -c "ls /sys/bus/pci/devices/$VF1/vfio-dev/ | grep -q '^vfio[0-9]'"
+chk "VF1 is not bound without driver_override" bash -c "
+	echo $VF1 > /sys/bus/pci/devices/$VF1/driver/unbind; echo > /sys/bus/pci/devices/$VF1/driver_override
+	echo $VF1 > /sys/bus/pci/drivers/$NVP_DRIVER/bind 2>/dev/null; r=\$?
+	[ \$r != 0 ] && [ ! -e /sys/bus/pci/devices/$VF1/driver ]"
+bind "$VF1" "$NVP_DRIVER"
+
+ST=${NVP_SELFTESTS:-$NVP_REPO/build/selftests}
+if [ -d "$ST" ]; then
+	: >"$NVP_OUT/kselftest.tap"
+	for t in "$ST"/*_test; do
+		[ -x "$t" ] || continue
+		log "running $(basename "$t")"
+		NVP_VF=$VF1 NVP_VF2=$VF2 NVP_PF=$NVP_PF NVP_NONVF=$NVP_NONVF NVP_DRIVER=$NVP_DRIVER \
+			timeout 300 "$t" 2>&1 | tee -a "$NVP_OUT/kselftest.tap"
+	done
+else
+	log "no selftests in $ST"
+fi
+
+chk "VFs unbind" bash -c "echo $VF1 > /sys/bus/pci/drivers/$NVP_DRIVER/unbind && echo $VF2 > /sys/bus/pci/drivers/$NVP_DRIVER/unbind"
+chk "module unloads" rmmod nvme_vfio_pci
+chk "module reloads and rebinds after PF re-provisioning" bash -c "
+	. tools/testbed/guest/lib.sh; load_module && bind $VF1 $NVP_DRIVER && rmmod nvme_vfio_pci"
+dmesg >"$NVP_OUT/dmesg.txt"
+chk "kernel log clean (no BUG/WARNING/Oops)" scan_kernel_log

@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: GPL-2.0
+# Guest-side helpers (run inside the L1 test VM, as root, cwd = repository).
+# Sourced by the guest scripts.
+
+set -uo pipefail
+
+NVP_PF=${NVP_PF:-0000:01:00.0}
+NVP_NONVF=${NVP_NONVF:-0000:02:00.0}
+NVP_DRIVER=${NVP_DRIVER:-nvme_vfio_pci}
+NVP_MODULE=${NVP_MODULE:-$NVP_REPO/nvme_vfio_pci.ko}
+SYSPCI=/sys/bus/pci/devices
+
+log() { echo "[guest $(cut -d' ' -f1 /proc/uptime)s] $*"; }
+
+# The /dev/nvmeN of a PCI function bound to nvme.
+nvme_dev_of() {
+	local d
+	for d in "$SYSPCI/$1"/nvme/nvme*; do
+		[ -e "$d" ] && { echo "/dev/$(basename "$d")"; return 0; }
+	done
+	return 1
+}
+
+wait_for() { # wait_for SECONDS CMD...
+	local t=$(( $1 * 10 )); shift
+	while [ $t -gt 0 ]; do "$@" && return 0; sleep 0.1; t=$((t - 1)); done
+	return 1
+}
+
+# provision_vfs N: create N VFs on the PF and bring their secondary
+# controllers online with 2 VQ (admin + 1 I/O) and 1 VI each.
+provision_vfs() {
+	local n=$1 pfdev i scid
+	wait_for 20 nvme_dev_of "$NVP_PF" >/dev/null || { log "PF $NVP_PF has no nvme device"; return 1; }
+	pfdev=$(nvme_dev_of "$NVP_PF")
+	echo 0 >"$SYSPCI/$NVP_PF/sriov_drivers_autoprobe"
+	echo "$n" >"$SYSPCI/$NVP_PF/sriov_numvfs" || return 1
+	for i in $(seq 1 "$n"); do
+		scid=$i
+		nvme virt-mgmt "$pfdev" -c "$scid" -r 0 -a 8 -n 2 >/dev/null || return 1
+		nvme virt-mgmt "$pfdev" -c "$scid" -r 1 -a 8 -n 1 >/dev/null || return 1
+		nvme virt-mgmt "$pfdev" -c "$scid" -a 9 >/dev/null || return 1
+	done
+	log "provisioned $n VFs on $NVP_PF ($pfdev)"
+}
+
+vf_bdf() { # vf_bdf N (1-based)
+	basename "$(readlink -f "$SYSPCI/$NVP_PF/virtfn$(( $1 - 1 ))")"
+}
+
+driver_of() {
+	local l="$SYSPCI/$1/driver"
+	[ -e "$l" ] && basename "$(readlink -f "$l")" || echo none
+}
+
+# bind BDF DRIVER: bind through driver_override (the only way our driver binds).
+bind() {
+	local bdf=$1 drv=$2 cur
+	cur=$(driver_of "$bdf")
+	[ "$cur" = "$drv" ] && return 0
+	[ "$cur" != none ] && echo "$bdf" >"$SYSPCI/$bdf/driver/unbind"
+	echo "$drv" >"$SYSPCI/$bdf/driver_override"
+	echo "$bdf" >/sys/bus/pci/drivers_probe 2>/dev/null
+	[ "$(driver_of "$bdf")" = "$drv" ]
+}
+
+unbind() {
+	local bdf=$1
+	[ "$(driver_of "$bdf")" = none ] || echo "$bdf" >"$SYSPCI/$bdf/driver/unbind"
+	echo >"$SYSPCI/$bdf/driver_override"
+}
+
+load_module() {
+	[ -f "$NVP_MODULE" ] || { log "no module at $NVP_MODULE"; return 1; }
+	insmod "$NVP_MODULE"
+}
+
+# Kernel log problems that fail a run.
+scan_kernel_log() {
+	dmesg | grep -E "BUG:|WARNING:|Oops|Call Trace|KASAN|UBSAN|possible circular locking|unreferenced object|general protection" && return 1
+	return 0
+}
