@@ -20,6 +20,7 @@
 pub(crate) mod identify;
 pub(crate) mod sqe;
 pub(crate) mod status;
+pub(crate) mod stream;
 pub(crate) mod tp4159;
 
 /// Why a buffer from the controller (or a stream) could not be decoded.

@@ -1,0 +1,705 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * lm_test: exercise the project's TP4159 (Host Managed Live Migration)
+ * model in QEMU's emulated NVMe from inside the test VM.
+ *
+ * Runs as root in the L1 guest. Uses NVMe admin passthrough on the PF
+ * (NVME_IOCTL_ADMIN_CMD) for the live-migration commands and on VF1 for
+ * the "a VF may not migrate its siblings" checks. VF1 must be bound to the
+ * nvme driver (it has an admin queue and I/O queues); VF2 must be online
+ * but unbound: the test enables it by hand through its BAR0 (no DMA is
+ * ever started on it) to use it as a Set Controller State destination.
+ *
+ * usage: lm_test PF_BDF VF1_BDF VF2_BDF
+ * Output: TAP ("1..N", "ok N - name", "not ok N - name").
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/nvme_ioctl.h>
+
+/* opcodes, status codes (with DNR, as the ioctl returns them) */
+#define OPC_IDENTIFY	0x06
+#define OPC_MIG_SEND	0x41
+#define OPC_MIG_RECV	0x42
+
+#define DNR		0x4000
+#define SC_INVALID_OPC	(DNR | 0x001)
+#define SC_INVALID_FIELD (DNR | 0x002)
+#define SC_SEQ_ERROR	(DNR | 0x00c)
+#define SC_INVALID_CTRL	(DNR | 0x11f)
+#define SC_NOT_SUSP	(DNR | 0x13a)
+
+#define HDR_LEN		48
+
+static const uint8_t vs_uuid[16] = {
+	0x21, 0xb9, 0xd2, 0x7c, 0xda, 0x25, 0x45, 0x45,
+	0xbf, 0x2a, 0x6f, 0xad, 0x28, 0x25, 0x56, 0x5e,
+};
+
+static int test_no, failed;
+static const char *pf_bdf, *vf1_bdf, *vf2_bdf;
+static int pf_fd = -1, vf1_fd = -1;
+static uint16_t vf1_id = 1, vf2_id = 2;
+
+static void ok(int cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	test_no++;
+	if (!cond)
+		failed++;
+	printf("%sok %d - ", cond ? "" : "not ", test_no);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+static void diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("# ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+struct cmd {
+	uint8_t opc;
+	uint32_t cdw10, cdw11, cdw12, cdw13, cdw14, cdw15;
+	void *buf;
+	uint32_t len;
+	uint32_t result;
+};
+
+/* Returns the NVMe status (with DNR), 0 on success, -errno on failure. */
+static int admin(int fd, struct cmd *c)
+{
+	struct nvme_admin_cmd a = {
+		.opcode = c->opc,
+		.addr = (uintptr_t)c->buf,
+		.data_len = c->len,
+		.cdw10 = c->cdw10, .cdw11 = c->cdw11, .cdw12 = c->cdw12,
+		.cdw13 = c->cdw13, .cdw14 = c->cdw14, .cdw15 = c->cdw15,
+		.timeout_ms = 20000,
+	};
+	int rc = ioctl(fd, NVME_IOCTL_ADMIN_CMD, &a);
+
+	c->result = a.result;
+	return rc < 0 ? -errno : rc;
+}
+
+static int identify(int fd, uint8_t cns, void *buf)
+{
+	struct cmd c = { .opc = OPC_IDENTIFY, .cdw10 = cns, .buf = buf,
+			 .len = 4096 };
+	return admin(fd, &c);
+}
+
+static int suspend(uint16_t cntlid, uint8_t stype)
+{
+	struct cmd c = { .opc = OPC_MIG_SEND, .cdw10 = 0,
+			 .cdw11 = (uint32_t)stype << 16 | cntlid };
+	return admin(pf_fd, &c);
+}
+
+static int resume(uint16_t cntlid)
+{
+	struct cmd c = { .opc = OPC_MIG_SEND, .cdw10 = 1, .cdw11 = cntlid };
+	return admin(pf_fd, &c);
+}
+
+/* Get Controller State window: NUMD is 0's based. */
+static int get_state(int fd, uint16_t cntlid, uint8_t csvi, uint8_t csuuidi,
+		     uint64_t off, void *buf, uint32_t len, uint32_t *dw0)
+{
+	struct cmd c = {
+		.opc = OPC_MIG_RECV,
+		.cdw10 = (uint32_t)csvi << 16,
+		.cdw11 = (uint32_t)csuuidi << 16 | cntlid,
+		.cdw12 = (uint32_t)off, .cdw13 = (uint32_t)(off >> 32),
+		.cdw15 = len / 4 - 1, .buf = buf, .len = len,
+	};
+	int rc = admin(fd, &c);
+
+	if (dw0)
+		*dw0 = c.result;
+	return rc;
+}
+
+/* Set Controller State: NUMD is not 0's based. */
+static int set_state(uint16_t cntlid, uint8_t seqind, uint8_t csvi,
+		     uint8_t csuuidi, uint64_t off, void *buf, uint32_t len)
+{
+	struct cmd c = {
+		.opc = OPC_MIG_SEND,
+		.cdw10 = (uint32_t)seqind << 16 | 2,
+		.cdw11 = (uint32_t)csuuidi << 24 | (uint32_t)csvi << 16 | cntlid,
+		.cdw12 = (uint32_t)off, .cdw13 = (uint32_t)(off >> 32),
+		.cdw15 = len / 4, .buf = buf, .len = len,
+	};
+	return admin(pf_fd, &c);
+}
+
+static uint16_t le16(const uint8_t *p) { return p[0] | p[1] << 8; }
+static uint32_t le32(const uint8_t *p) { return le16(p) | (uint32_t)le16(p + 2) << 16; }
+static uint64_t le64(const uint8_t *p) { return le32(p) | (uint64_t)le32(p + 4) << 32; }
+
+/* Read a whole controller state: header first, then the rest. */
+static uint8_t *read_state(uint16_t cntlid, uint8_t csvi, uint8_t csuuidi,
+			   size_t *total, uint32_t *dw0)
+{
+	uint8_t hdr[HDR_LEN];
+	uint8_t *buf;
+	size_t len;
+
+	if (get_state(pf_fd, cntlid, csvi, csuuidi, 0, hdr, sizeof(hdr), dw0))
+		return NULL;
+	len = HDR_LEN + 4 * (le64(hdr + 16) + le64(hdr + 32));
+	buf = calloc(1, (len + 4095) & ~4095UL);
+	if (!buf || get_state(pf_fd, cntlid, csvi, csuuidi, 0, buf, len, dw0)) {
+		free(buf);
+		return NULL;
+	}
+	*total = len;
+	return buf;
+}
+
+static char *nvme_dev_of(const char *bdf)
+{
+	static char path[256];
+	char pat[256];
+	glob_t g;
+
+	snprintf(pat, sizeof(pat), "/sys/bus/pci/devices/%s/nvme/nvme*", bdf);
+	if (glob(pat, 0, NULL, &g) || !g.gl_pathc)
+		return NULL;
+	snprintf(path, sizeof(path), "/dev/%s", strrchr(g.gl_pathv[0], '/') + 1);
+	globfree(&g);
+	return path;
+}
+
+/* --- VF2 by hand: BAR0 registers, no DMA ------------------------------- */
+
+static volatile uint8_t *vf2_bar;
+
+static int vf2_map(void)
+{
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource0", vf2_bdf);
+	fd = open(path, O_RDWR | O_SYNC);
+	if (fd < 0)
+		return -1;
+	vf2_bar = mmap(NULL, 0x2000, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return vf2_bar == MAP_FAILED ? -1 : 0;
+}
+
+static uint32_t rd32(unsigned int off) { return *(volatile uint32_t *)(vf2_bar + off); }
+static void wr32(unsigned int off, uint32_t v) { *(volatile uint32_t *)(vf2_bar + off) = v; }
+static void wr64(unsigned int off, uint64_t v)
+{
+	wr32(off, (uint32_t)v);
+	wr32(off + 4, (uint32_t)(v >> 32));
+}
+
+static int wait_rdy(int want)
+{
+	for (int i = 0; i < 2000; i++) {
+		if ((int)(rd32(0x1c) & 1) == want)
+			return 0;
+		usleep(1000);
+	}
+	return -1;
+}
+
+/*
+ * Enable VF2 with a 32-entry admin queue at made-up addresses: the
+ * controller never touches them as long as no doorbell is rung.
+ */
+static int vf2_enable(void)
+{
+	wr32(0x14, 0);
+	if (wait_rdy(0))
+		return -1;
+	wr32(0x24, 31 << 16 | 31);		/* AQA */
+	wr64(0x28, 0x7f000000);			/* ASQ */
+	wr64(0x30, 0x7f001000);			/* ACQ */
+	wr32(0x14, 6 << 16 | 4 << 20 | 1);	/* IOSQES=6 IOCQES=4 EN */
+	return wait_rdy(1);
+}
+
+static void vf2_disable(void)
+{
+	wr32(0x14, 0);
+	wait_rdy(0);
+}
+
+/* --- tests --------------------------------------------------------------- */
+
+static void t_identify(void)
+{
+	uint8_t id[4096];
+	int rc;
+
+	rc = identify(pf_fd, 1, id);
+	ok(!rc && (le16(id + 256) & (1 << 11)), "PF Identify Controller: OACS.HMLMS set (oacs=%#x)", le16(id + 256));
+	ok(!rc && !(le16(id + 256) & (1 << 8)), "PF: Doorbell Buffer Config not offered with HMLMS");
+
+	rc = identify(vf1_fd, 1, id);
+	ok(!rc && !(le16(id + 256) & (1 << 11)), "VF Identify Controller: OACS.HMLMS clear (oacs=%#x)", le16(id + 256));
+
+	memset(id, 0xff, sizeof(id));
+	rc = identify(pf_fd, 0x20, id);
+	ok(!rc && id[0] == 1 && le16(id + 2) == 0, "CNS 20h: NV=1, VERS[0]=0 (rc=%#x nv=%u)", rc, id[0]);
+	ok(!rc && id[1] == 1 && !memcmp(id + 4, vs_uuid, 16), "CNS 20h: NUUID=1, vendor state UUID");
+
+	rc = identify(vf1_fd, 0x20, id);
+	ok(rc == SC_INVALID_FIELD, "CNS 20h on a VF: Invalid Field (rc=%#x)", rc);
+}
+
+static void t_vf_rejects(void)
+{
+	struct cmd c = { .opc = OPC_MIG_SEND, .cdw10 = 0, .cdw11 = 1 << 16 | vf2_id };
+	uint8_t buf[64];
+	int rc;
+
+	rc = admin(vf1_fd, &c);
+	ok(rc == SC_INVALID_OPC, "VF: Migration Send (Suspend sibling) is Invalid Opcode+DNR (rc=%#x)", rc);
+	rc = get_state(vf1_fd, vf2_id, 1, 0, 0, buf, sizeof(buf), NULL);
+	ok(rc == SC_INVALID_OPC, "VF: Migration Receive is Invalid Opcode+DNR (rc=%#x)", rc);
+}
+
+static void t_bad_fields(void)
+{
+	struct cmd c = { .opc = OPC_MIG_SEND };
+	uint8_t buf[64];
+	int rc;
+
+	c.cdw10 = 3; c.cdw11 = vf1_id;
+	rc = admin(pf_fd, &c);
+	ok(rc == SC_INVALID_FIELD, "Migration Send reserved SEL 3: Invalid Field (rc=%#x)", rc);
+	c.cdw10 = 0xff; rc = admin(pf_fd, &c);
+	ok(rc == SC_INVALID_FIELD, "Migration Send reserved SEL ffh: Invalid Field (rc=%#x)", rc);
+	c.cdw10 = 0x100; c.cdw11 = 1 << 16 | vf1_id; rc = admin(pf_fd, &c);
+	ok(rc == SC_INVALID_FIELD, "Migration Send reserved CDW10[15:8]: Invalid Field (rc=%#x)", rc);
+	c.cdw10 = 0; c.cdw11 = 1 << 16 | vf1_id; c.cdw14 = 1; rc = admin(pf_fd, &c);
+	ok(rc == SC_INVALID_FIELD, "Migration Send UIDX != 0: Invalid Field (rc=%#x)", rc);
+
+	rc = suspend(vf1_id, 2);
+	ok(rc == SC_INVALID_FIELD, "Suspend reserved STYPE 2: Invalid Field (rc=%#x)", rc);
+	rc = suspend(0, 1);
+	ok(rc == SC_INVALID_CTRL, "Suspend CNTLID 0 (the PF itself): Invalid Controller Identifier (rc=%#x)", rc);
+	rc = suspend(0x99, 1);
+	ok(rc == SC_INVALID_CTRL, "Suspend unknown CNTLID 99h: Invalid Controller Identifier (rc=%#x)", rc);
+	rc = suspend(4, 1);
+	ok(rc == SC_INVALID_CTRL, "Suspend secondary 4 whose VF is not enabled: Invalid Controller Identifier (rc=%#x)", rc);
+	rc = resume(0x99);
+	ok(rc == SC_INVALID_CTRL, "Resume unknown CNTLID: Invalid Controller Identifier (rc=%#x)", rc);
+	rc = resume(vf1_id);
+	ok(rc == SC_NOT_SUSP, "Resume when not suspended: Controller Not Suspended (rc=%#x)", rc);
+
+	rc = get_state(pf_fd, vf1_id, 1, 0, 0, buf, sizeof(buf), NULL);
+	ok(!rc, "Get State on a running controller succeeds (rc=%#x)", rc);
+	c = (struct cmd){ .opc = OPC_MIG_RECV, .cdw10 = 1 | 1 << 16, .cdw11 = vf1_id,
+			  .cdw15 = 15, .buf = buf, .len = 64 };
+	rc = admin(pf_fd, &c);
+	ok(rc == SC_INVALID_FIELD, "Migration Receive reserved SEL 1: Invalid Field (rc=%#x)", rc);
+	rc = get_state(pf_fd, vf1_id, 2, 0, 0, buf, sizeof(buf), NULL);
+	ok(rc == SC_INVALID_FIELD, "Get State CSVI=2 (unsupported version index): Invalid Field (rc=%#x)", rc);
+	rc = get_state(pf_fd, vf1_id, 1, 2, 0, buf, sizeof(buf), NULL);
+	ok(rc == SC_INVALID_FIELD, "Get State CSUUIDI=2: Invalid Field (rc=%#x)", rc);
+	rc = get_state(pf_fd, vf1_id, 1, 0, 2, buf, 16, NULL);
+	ok(rc == SC_INVALID_FIELD, "Get State misaligned Offset: Invalid Field (rc=%#x)", rc);
+	rc = get_state(pf_fd, vf1_id, 1, 0, 1 << 20, buf, 16, NULL);
+	ok(rc == SC_INVALID_FIELD, "Get State Offset beyond the state: Invalid Field (rc=%#x)", rc);
+	rc = get_state(pf_fd, vf1_id, 1, 0, 1ULL << 40, buf, 16, NULL);
+	ok(rc == SC_INVALID_FIELD, "Get State 64-bit Offset beyond the state: Invalid Field (rc=%#x)", rc);
+	rc = get_state(pf_fd, 0, 1, 0, 0, buf, 16, NULL);
+	ok(rc == SC_INVALID_CTRL, "Get State CNTLID 0: Invalid Controller Identifier (rc=%#x)", rc);
+
+	rc = set_state(vf1_id, 3, 1, 0, 0, buf, 64);
+	ok(rc == SC_NOT_SUSP, "Set State on a running controller: Controller Not Suspended (rc=%#x)", rc);
+}
+
+static uint8_t *src_state;
+static size_t src_len;
+
+static void t_suspend_get(void)
+{
+	uint32_t dw0 = 0xdead;
+	uint8_t hdr[HDR_LEN], *win, *s;
+	size_t len;
+	int rc, nsq, ncq, good;
+
+	rc = suspend(vf1_id, 0);
+	ok(!rc, "Suspend Notification (STYPE 0) succeeds (rc=%#x)", rc);
+	rc = get_state(pf_fd, vf1_id, 1, 0, 0, hdr, sizeof(hdr), &dw0);
+	ok(!rc && !(dw0 & 1) && !(hdr[2] & 1), "after a notification the controller is not suspended (CSUP=%u)", dw0 & 1);
+
+	rc = suspend(vf1_id, 1);
+	ok(!rc, "Suspend VF1 (rc=%#x)", rc);
+	rc = suspend(vf1_id, 1);
+	ok(!rc, "Suspend an already suspended controller succeeds (rc=%#x)", rc);
+
+	rc = get_state(pf_fd, vf1_id, 1, 0, 0, hdr, sizeof(hdr), &dw0);
+	ok(!rc && (dw0 & 1) && (hdr[2] & 1), "Get State: CQE DW0.CSUP=1 and CSATTR.suspended (dw0=%#x)", dw0);
+	ok(!rc && le16(hdr) == 0 && !le64(hdr + 24) && !le64(hdr + 40) && !le64(hdr + 32),
+	   "header: VER 0, VSS 0 without CSUUIDI, 128-bit sizes");
+
+	s = read_state(vf1_id, 1, 1, &len, &dw0);
+	ok(s != NULL, "Get State with CSVI=1, CSUUIDI=1 (header, then the whole state)");
+	if (!s)
+		return;
+	nsq = le16(s + HDR_LEN + 2);
+	ncq = le16(s + HDR_LEN + 4);
+	diag("VF1 state: %zu bytes, NVMECSS=%llu VSS=%llu NIOSQ=%d NIOCQ=%d", len,
+	     (unsigned long long)le64(s + 16), (unsigned long long)le64(s + 32), nsq, ncq);
+	ok(nsq >= 1 && ncq >= 1 && le64(s + 16) * 4 == (uint64_t)(8 + 24 * (nsq + ncq)) &&
+	   le16(s + HDR_LEN) == 0, "NVMe state v0: NVMECSS = 8 + 24*(NIOSQ+NIOCQ) bytes, at least 1 SQ and 1 CQ");
+
+	good = 1;
+	for (int i = 0; i < nsq; i++) {
+		uint8_t *e = s + HDR_LEN + 8 + 24 * i;
+
+		diag("SQ qid=%u cqid=%u qsize=%u attr=%#x head=%u tail=%u prp1=%#llx", le16(e + 10),
+		     le16(e + 12), le16(e + 8), le16(e + 14), le16(e + 16), le16(e + 18),
+		     (unsigned long long)le64(e));
+		good &= le16(e + 10) >= 1 && (le16(e + 14) & 1) && le16(e + 16) == le16(e + 18);
+	}
+	for (int i = 0; i < ncq; i++) {
+		uint8_t *e = s + HDR_LEN + 8 + 24 * (nsq + i);
+
+		diag("CQ qid=%u qsize=%u head=%u tail=%u attr=%#x prp1=%#llx", le16(e + 10), le16(e + 8),
+		     le16(e + 12), le16(e + 14), le32(e + 16), (unsigned long long)le64(e));
+		good &= le16(e + 10) >= 1 && (le32(e + 16) & 3) == 3;
+	}
+	ok(good, "queue entries: QID >= 1, PC=1, IEN=1, suspended idle SQs have head == tail");
+
+	{
+		uint8_t *v = s + HDR_LEN + 4 * le64(s + 16);
+
+		ok(le64(s + 32) >= 32 && !memcmp(v, "QEMUNVLM", 8) && le16(v + 8) == 1 &&
+		   (le32(v + 16) & 1), "vendor state: magic, version 1, CC.EN=1 (cc=%#x)", le32(v + 16));
+	}
+
+	/* the same bytes through 16-byte windows */
+	win = calloc(1, len + 16);
+	good = 1;
+	for (size_t off = 0; off < len; off += 16) {
+		rc = get_state(pf_fd, vf1_id, 1, 1, off, win + off, 16, NULL);
+		good &= !rc;
+	}
+	ok(good && !memcmp(win, s, len), "Get State in 16-byte Offset/NUMD windows matches a single read");
+	memset(win, 0xaa, 64);
+	rc = get_state(pf_fd, vf1_id, 1, 1, len - 4, win, 64, NULL);
+	good = !rc && !memcmp(win, s + len - 4, 4);
+	for (int i = 4; i < 64; i++)
+		good &= win[i] == 0;
+	ok(good, "a window past the end returns the tail and zero fill (rc=%#x)", rc);
+	rc = get_state(pf_fd, vf1_id, 0, 0, 0, win, 64, NULL);
+	ok(!rc && !le64(win + 16) && !le64(win + 32), "Get State CSVI=0 CSUUIDI=0: header only (rc=%#x)", rc);
+	free(win);
+
+	src_state = s;
+	src_len = len;
+}
+
+static int run_dd(const char *dev)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "dd if=%s of=/dev/null bs=4096 count=1 skip=7 iflag=direct status=none", dev);
+	return system(cmd);
+}
+
+static void t_latched_doorbell(void)
+{
+	char ns[64];
+	pid_t pid;
+	int st, done = 0, rc;
+	struct timespec t0, t1;
+
+	snprintf(ns, sizeof(ns), "%sn1", nvme_dev_of(vf1_bdf));
+	if (access(ns, R_OK)) {
+		ok(0, "latched doorbell: %s missing", ns);
+		return;
+	}
+	pid = fork();
+	if (!pid)
+		_exit(run_dd(ns) ? 1 : 0);
+	sleep(2);
+	if (waitpid(pid, &st, WNOHANG) == pid)
+		done = 1;
+	ok(!done, "a read submitted to a suspended VF does not complete");
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = resume(vf1_id);
+	ok(!rc, "Resume VF1 (rc=%#x)", rc);
+	if (!done) {
+		for (int i = 0; i < 100 && !done; i++) {
+			if (waitpid(pid, &st, WNOHANG) == pid)
+				done = 1;
+			else
+				usleep(100000);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ok(done && WIFEXITED(st) && !WEXITSTATUS(st),
+		   "after Resume the latched SQE is fetched and completes (%.2f s)",
+		   t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	} else {
+		ok(0, "after Resume the latched SQE is fetched and completes");
+	}
+	rc = resume(vf1_id);
+	ok(rc == SC_NOT_SUSP, "Resume twice: Controller Not Suspended (rc=%#x)", rc);
+	ok(run_dd(ns) == 0, "VF1 I/O works after Resume");
+}
+
+static void t_set_state(void)
+{
+	uint8_t *s = src_state, *d, *bad;
+	size_t nlen, len;
+	uint8_t nbuf[4096];
+	uint32_t dw0;
+	int rc;
+
+	if (!s) {
+		ok(0, "Set State tests need the source state");
+		return;
+	}
+	nlen = 4 * le64(s + 16);
+
+	/* NVMe-state-only blob: header + NVMe state */
+	memcpy(nbuf, s, HDR_LEN + nlen);
+	memset(nbuf + 32, 0, 16);			/* VSS = 0 */
+
+	rc = suspend(vf1_id, 1);
+	ok(!rc, "Suspend VF1 again (rc=%#x)", rc);
+	rc = set_state(vf1_id, 3, 1, 0, 0, nbuf, HDR_LEN + nlen);
+	ok(rc == SC_SEQ_ERROR, "Set State on a target that has I/O queues: Command Sequence Error (rc=%#x)", rc);
+	rc = resume(vf1_id);
+	ok(!rc, "Resume VF1 (rc=%#x)", rc);
+
+	ok(vf2_map() == 0, "map VF2 BAR0 (%s)", vf2_bdf);
+	if (!vf2_bar)
+		return;
+	ok(vf2_enable() == 0, "enable VF2 by hand (CSTS.RDY=1, no I/O queues)");
+
+	rc = set_state(vf2_id, 3, 1, 0, 0, nbuf, HDR_LEN + nlen);
+	ok(rc == SC_NOT_SUSP, "Set State on a running destination: Controller Not Suspended (rc=%#x)", rc);
+	rc = suspend(vf2_id, 1);
+	ok(!rc, "Suspend VF2 (rc=%#x)", rc);
+
+	rc = set_state(vf2_id, 3, 0, 0, 0, nbuf, HDR_LEN + nlen);
+	ok(rc == SC_INVALID_FIELD, "Set State CSVI=0 CSUUIDI=0: Invalid Field (rc=%#x)", rc);
+	rc = set_state(vf2_id, 3, 2, 0, 0, nbuf, HDR_LEN + nlen);
+	ok(rc == SC_INVALID_FIELD, "Set State CSVI=2: Invalid Field (rc=%#x)", rc);
+	rc = set_state(vf2_id, 3, 1, 0, 0, nbuf, 0);
+	ok(rc == SC_INVALID_FIELD, "Set State NUMD=0: Invalid Field (rc=%#x)", rc);
+	{
+		struct cmd c = { .opc = OPC_MIG_SEND, .cdw10 = 7 << 16 | 2,
+				 .cdw11 = 1 << 16 | vf2_id, .cdw15 = (HDR_LEN + nlen) / 4,
+				 .buf = nbuf, .len = HDR_LEN + nlen };
+		rc = admin(pf_fd, &c);
+		ok(rc == SC_INVALID_FIELD, "Set State reserved MOS bit 2: Invalid Field (rc=%#x)", rc);
+	}
+	rc = set_state(vf2_id, 0, 1, 0, 16, nbuf, 16);
+	ok(rc == SC_SEQ_ERROR, "Set State SEQIND=middle without a first: Command Sequence Error (rc=%#x)", rc);
+	rc = set_state(vf2_id, 2, 1, 0, 16, nbuf, 16);
+	ok(rc == SC_SEQ_ERROR, "Set State SEQIND=last without a first: Command Sequence Error (rc=%#x)", rc);
+	rc = set_state(vf2_id, 1, 1, 0, 8, nbuf, 16);
+	ok(rc == SC_INVALID_FIELD, "Set State SEQIND=first with Offset != 0: Invalid Field (rc=%#x)", rc);
+	rc = set_state(vf2_id, 3, 1, 1, 0, nbuf, HDR_LEN + nlen);
+	ok(rc == SC_INVALID_FIELD, "Set State CSUUIDI=1 but VSS=0 in the data: Invalid Field (rc=%#x)", rc);
+
+	bad = malloc(HDR_LEN + nlen);
+	memcpy(bad, nbuf, HDR_LEN + nlen);
+	bad[0] = 1;
+	rc = set_state(vf2_id, 3, 1, 0, 0, bad, HDR_LEN + nlen);
+	ok(rc == SC_INVALID_FIELD, "Set State header VER=1: Invalid Field (rc=%#x)", rc);
+	memcpy(bad, nbuf, HDR_LEN + nlen);
+	bad[16] += 1;
+	rc = set_state(vf2_id, 3, 1, 0, 0, bad, HDR_LEN + nlen);
+	ok(rc == SC_INVALID_FIELD, "Set State NVMECSS inconsistent with the length: Invalid Field (rc=%#x)", rc);
+	memcpy(bad, nbuf, HDR_LEN + nlen);
+	bad[HDR_LEN + 8 + 12] = 9;			/* SQ 1 -> CQID 9 */
+	rc = set_state(vf2_id, 3, 1, 0, 0, bad, HDR_LEN + nlen);
+	ok(rc == SC_INVALID_FIELD, "Set State SQ bound to a CQ not in the state: Invalid Field (rc=%#x)", rc);
+	memcpy(bad, nbuf, HDR_LEN + nlen);
+	bad[HDR_LEN + 8 + 14] &= ~1;			/* SQ PC=0 */
+	rc = set_state(vf2_id, 3, 1, 0, 0, bad, HDR_LEN + nlen);
+	ok(rc == SC_INVALID_FIELD, "Set State SQ with PC=0 (not supported by this model): Invalid Field (rc=%#x)", rc);
+	memcpy(bad, nbuf, HDR_LEN + nlen);
+	bad[HDR_LEN + 8 + 24 * le16(nbuf + HDR_LEN + 2) + 18] = 0x7f;	/* CQ IV = 127 */
+	rc = set_state(vf2_id, 3, 1, 0, 0, bad, HDR_LEN + nlen);
+	ok(rc == SC_INVALID_FIELD, "Set State CQ interrupt vector beyond the VF's: Invalid Field (rc=%#x)", rc);
+	memcpy(bad, nbuf, HDR_LEN + nlen);
+	bad[HDR_LEN + 8 + 8] = 0xff; bad[HDR_LEN + 8 + 9] = 0xff;	/* SQ QSIZE 65535 */
+	rc = set_state(vf2_id, 3, 1, 0, 0, bad, HDR_LEN + nlen);
+	ok(rc == SC_INVALID_FIELD, "Set State SQ size above MQES: Invalid Field (rc=%#x)", rc);
+	memcpy(bad, nbuf, HDR_LEN + nlen);
+	bad[HDR_LEN + 8] |= 0x8;			/* SQ PRP1 misaligned */
+	rc = set_state(vf2_id, 3, 1, 0, 0, bad, HDR_LEN + nlen);
+	ok(rc == SC_INVALID_FIELD, "Set State SQ PRP1 not page aligned: Invalid Field (rc=%#x)", rc);
+	free(bad);
+
+	d = read_state(vf2_id, 1, 0, &len, NULL);
+	ok(d && le16(d + HDR_LEN + 2) == 0 && le16(d + HDR_LEN + 4) == 0,
+	   "rejected Set State commands left VF2 without I/O queues");
+	free(d);
+
+	rc = set_state(vf2_id, 3, 1, 0, 0, nbuf, HDR_LEN + nlen);
+	ok(!rc, "Set State SEQIND=entire (NVMe state v0) onto VF2 (rc=%#x)", rc);
+	d = read_state(vf2_id, 1, 0, &len, &dw0);
+	ok(d && len == HDR_LEN + nlen && !memcmp(d + HDR_LEN, s + HDR_LEN, nlen) && (dw0 & 1),
+	   "VF2's state now equals VF1's: every SQ/CQ with head, tail, phase, vector, IEN");
+	free(d);
+	rc = set_state(vf2_id, 3, 1, 0, 0, nbuf, HDR_LEN + nlen);
+	ok(rc == SC_SEQ_ERROR, "a second Set State (queues now exist): Command Sequence Error (rc=%#x)", rc);
+
+	/* multi-command sequence onto a fresh VF2 */
+	vf2_disable();
+	ok(vf2_enable() == 0, "reset and re-enable VF2");
+	rc = suspend(vf2_id, 1);
+	ok(!rc, "Suspend VF2 (rc=%#x)", rc);
+	{
+		size_t total = HDR_LEN + nlen, off = 0, chunk = 20;
+		int good = 1, n = 0;
+
+		while (off < total) {
+			size_t l = total - off < chunk ? total - off : chunk;
+			int seq = off == 0 ? 1 : off + l == total ? 2 : 0;
+
+			rc = set_state(vf2_id, seq, 1, 0, off, nbuf + off, l);
+			good &= !rc;
+			if (n == 1) {
+				/* an out-of-order chunk is refused */
+				int r2 = set_state(vf2_id, 0, 1, 0, off + 4 + l, nbuf, 4);
+				ok(r2 == SC_INVALID_FIELD, "Set State middle chunk at a wrong Offset: Invalid Field (rc=%#x)", r2);
+			}
+			off += l;
+			n++;
+		}
+		ok(good, "Set State in %d commands (first/middle/last, 20-byte chunks)", n);
+	}
+	d = read_state(vf2_id, 1, 0, &len, NULL);
+	ok(d && len == HDR_LEN + nlen && !memcmp(d + HDR_LEN, s + HDR_LEN, nlen),
+	   "multi-command Set State result equals VF1's state");
+	free(d);
+
+	/* with the vendor state: admin queue, registers, features */
+	vf2_disable();
+	ok(vf2_enable() == 0, "reset and re-enable VF2");
+	rc = suspend(vf2_id, 1);
+	ok(!rc, "Suspend VF2 (rc=%#x)", rc);
+	bad = malloc(src_len);
+	memcpy(bad, s, src_len);
+	memcpy(bad + HDR_LEN + nlen, "QEMUNVLX", 8);
+	rc = set_state(vf2_id, 3, 1, 1, 0, bad, src_len);
+	ok(rc == SC_INVALID_FIELD, "Set State vendor state with a bad magic: Invalid Field (rc=%#x)", rc);
+	memcpy(bad, s, src_len);
+	bad[HDR_LEN + nlen + 16] &= ~1;		/* CC.EN = 0 */
+	rc = set_state(vf2_id, 3, 1, 1, 0, bad, src_len);
+	ok(rc == SC_INVALID_FIELD, "Set State vendor state with CC.EN=0: Invalid Field (rc=%#x)", rc);
+	free(bad);
+	rc = set_state(vf2_id, 3, 1, 1, 0, s, src_len);
+	ok(!rc, "Set State with NVMe + vendor state onto VF2 (rc=%#x)", rc);
+	d = read_state(vf2_id, 1, 1, &len, NULL);
+	{
+		/* compare all but the timestamp (vendor bytes 80..87) */
+		int same = d && len == src_len;
+
+		if (same) {
+			size_t v = HDR_LEN + nlen;
+
+			same = !memcmp(d, s, v + 80) && !memcmp(d + v + 88, s + v + 88, len - v - 88);
+		}
+		ok(same, "VF2's full state (admin queue, CC/AQA/ASQ/ACQ, AERs, features) equals VF1's");
+	}
+	ok(rd32(0x14) == le32(s + HDR_LEN + nlen + 16) && rd32(0x24) == le32(s + HDR_LEN + nlen + 20),
+	   "VF2 BAR0 CC/AQA now read back VF1's values (cc=%#x aqa=%#x)", rd32(0x14), rd32(0x24));
+	free(d);
+
+	/* leave VF2 running but idle, then reset it */
+	rc = resume(vf2_id);
+	ok(!rc, "Resume VF2 (rc=%#x)", rc);
+	vf2_disable();
+	ok((rd32(0x1c) & 1) == 0, "VF2 reset (CC.EN=0) after the test");
+}
+
+static void t_reset_clears(void)
+{
+	uint32_t dw0 = 0;
+	uint8_t hdr[HDR_LEN];
+	int rc;
+
+	ok(vf2_enable() == 0, "enable VF2 again");
+	rc = suspend(vf2_id, 1);
+	ok(!rc, "Suspend VF2 (rc=%#x)", rc);
+	vf2_disable();
+	rc = get_state(pf_fd, vf2_id, 0, 0, 0, hdr, sizeof(hdr), &dw0);
+	ok(!rc && !(dw0 & 1), "a controller reset of the migratable controller ends the suspension");
+	rc = resume(vf2_id);
+	ok(rc == SC_NOT_SUSP, "Resume after that reset: Controller Not Suspended (rc=%#x)", rc);
+}
+
+int main(int argc, char **argv)
+{
+	char *dev;
+	uint8_t id[4096];
+
+	if (argc != 4) {
+		fprintf(stderr, "usage: %s PF_BDF VF1_BDF VF2_BDF\n", argv[0]);
+		return 2;
+	}
+	pf_bdf = argv[1];
+	vf1_bdf = argv[2];
+	vf2_bdf = argv[3];
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	dev = nvme_dev_of(pf_bdf);
+	if (!dev || (pf_fd = open(dev, O_RDWR)) < 0) {
+		printf("1..0 # SKIP no nvme device for PF %s\n", pf_bdf);
+		return 1;
+	}
+	dev = nvme_dev_of(vf1_bdf);
+	if (!dev || (vf1_fd = open(dev, O_RDWR)) < 0) {
+		printf("1..0 # SKIP no nvme device for VF1 %s\n", vf1_bdf);
+		return 1;
+	}
+	if (!identify(vf1_fd, 1, id))
+		vf1_id = le16(id + 78);
+	vf2_id = vf1_id + 1;
+	diag("PF %s, VF1 %s (cntlid %u), VF2 %s (cntlid %u)", pf_bdf, vf1_bdf, vf1_id, vf2_bdf, vf2_id);
+
+	t_identify();
+	t_vf_rejects();
+	t_bad_fields();
+	t_suspend_get();
+	t_latched_doorbell();
+	t_set_state();
+	t_reset_clears();
+
+	printf("1..%d\n", test_no);
+	printf("# %d passed, %d failed\n", test_no - failed, failed);
+	return failed ? 1 : 0;
+}

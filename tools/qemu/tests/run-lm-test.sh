@@ -1,0 +1,31 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Run the TP4159 device-model test in the L1 test VM.
+#
+# usage: tools/qemu/tests/run-lm-test.sh [OUTDIR]
+# environment: NVP_QEMU (default: the binary tools/qemu/build-qemu.sh builds),
+#              plus everything tools/testbed/run-vm.sh accepts.
+# Writes OUTDIR/lm_test.tap (TAP) and OUTDIR/console.log; exits non-zero if
+# any test failed.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../../.." && pwd)
+OUT=$(realpath -m "${1:-$(mktemp -d /tmp/nvp-lm-test.XXXXXX)}")
+mkdir -p "$OUT"
+
+if [ -z "${NVP_QEMU:-}" ]; then
+	NVP_QEMU=$("$HERE/../build-qemu.sh" | tail -1)
+fi
+export NVP_QEMU
+export NVP_PF_OPTS=${NVP_PF_OPTS:-hmlms=on}
+export NVP_TIMEOUT=${NVP_TIMEOUT:-300}
+
+gcc -O2 -Wall -Wextra -o "$OUT/lm_test" "$HERE/lm_test.c"
+rm -f "$OUT/lm_test.tap"
+rc=0
+"$ROOT/tools/testbed/run-vm.sh" "$OUT" "$HERE/lm_guest.sh" || rc=$?
+if [ -f "$OUT/lm_test.tap" ]; then
+	grep -E '^# [0-9]+ passed' "$OUT/lm_test.tap" || true
+fi
+echo "results: $OUT/lm_test.tap (console: $OUT/console.log)"
+exit "$rc"
