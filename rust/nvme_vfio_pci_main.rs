@@ -12,6 +12,8 @@
 //! Layers (arrows go down only; see `Documentation/design.rst`):
 //!
 //! - [`vfio`]: the `pci_driver` and the `vfio_pci_core` device.
+//! - [`mig`], [`migf`]: the VFIO migration state machine and its data file.
+//! - [`tp4159`]: TP4159 operations on a VF's controller, through its PF.
 //! - [`pf`]: the migration controller: admin commands on the PF, serialised
 //!   and fenced when the PF goes away, capability discovery.
 //! - [`protocol`]: NVMe/TP4159 encoders and decoders, pure `core` code that
@@ -20,9 +22,12 @@
 
 use kernel::prelude::*;
 
+mod mig;
+mod migf;
 mod pf;
 mod protocol;
 mod sys;
+mod tp4159;
 mod vfio;
 
 module! {

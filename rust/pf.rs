@@ -19,18 +19,16 @@
 use core::ptr::NonNull;
 
 use kernel::{
-    bindings,
-    device,
+    bindings, device,
     error::to_result,
-    new_mutex,
-    pci,
+    new_mutex, pci,
     prelude::*,
     sync::{
+        aref::ARef,
         global_lock,
         Arc,
         Mutex, //
     },
-    types::ARef, //
 };
 
 use crate::{
@@ -70,12 +68,12 @@ impl Drop for CtrlRef {
 /// A value that can be fenced: once [`Gate::fence`] has run, every access
 /// fails with `ENODEV`. Accesses are serialised by the gate's mutex.
 #[pin_data]
-pub(crate) struct Gate<T: Send> {
+pub(crate) struct Gate<T: Send + Unpin> {
     #[pin]
     inner: Mutex<Option<T>>,
 }
 
-impl<T: Send> Gate<T> {
+impl<T: Send + Unpin> Gate<T> {
     /// A gate that lets accesses through to `v`.
     pub(crate) fn new(v: T) -> impl PinInit<Self> {
         pin_init!(Self {
@@ -95,7 +93,8 @@ impl<T: Send> Gate<T> {
     /// Fences the gate after any access in progress; returns the value the
     /// first time, so the caller decides when it is dropped.
     pub(crate) fn fence(&self) -> Option<T> {
-        self.inner.lock().take()
+        let mut g = self.inner.lock();
+        g.take()
     }
 
     /// Whether the gate has been fenced.
@@ -261,6 +260,13 @@ impl PfController {
         Ok(r)
     }
 
+    /// The largest single data transfer: MDTS, capped so one command never
+    /// maps more than 1 MiB of kernel memory.
+    pub(crate) fn max_xfer(&self) -> usize {
+        const CAP: u64 = 1 << 20;
+        self.caps.mdts.unwrap_or(CAP).min(CAP) as usize
+    }
+
     /// Fences this controller: waits for a command in progress, then makes
     /// every later command fail, and drops the controller reference.
     fn fence(&self, why: &str) {
@@ -272,7 +278,7 @@ impl PfController {
 }
 
 /// One registry entry: a PF's controller and how many VFs use it.
-struct RegEntry {
+pub(crate) struct RegEntry {
     /// `struct pci_dev *` of the PF, as an address (only compared).
     key: usize,
     ctl: Arc<PfController>,
@@ -282,7 +288,7 @@ struct RegEntry {
 global_lock! {
     // SAFETY: Initialised in `init_registry` at module load, before the PCI
     // driver and the bus notifier are registered.
-    pub(crate) unsafe(uninit) static PF_REGISTRY: Mutex<KVec<RegEntry>> = KVec::new();
+    unsafe(uninit) static PF_REGISTRY: Mutex<KVec<RegEntry>> = KVec::new();
 }
 
 /// Initialises the registry; called once at module load.
@@ -296,7 +302,6 @@ pub(crate) fn init_registry() {
 fn discover(pf: &pci::Device, pf_raw: *mut bindings::pci_dev) -> Result<Arc<PfController>> {
     // SAFETY: `pf_raw` is a live PCI device (the physfn of a bound VF).
     let ctrl = unsafe { sys::nvp_pf_ctrl_get(pf_raw) };
-    // SAFETY: Reading an `ERR_PTR` encoded pointer.
     let ctrl = kernel::error::from_err_ptr(ctrl).inspect_err(|e| {
         if *e == EOPNOTSUPP {
             dev_err!(
@@ -348,12 +353,13 @@ fn discover(pf: &pci::Device, pf_raw: *mut bindings::pci_dev) -> Result<Arc<PfCo
     };
     dev_info!(
         pf.as_ref(),
-        "migration controller nvme{}: CNTLID {}, OACS {:#x} (HMLMS {}), MDTS {}\n",
+        "migration controller nvme{}: CNTLID {}, OACS {:#x} (HMLMS {}), MDTS {}, MPSMIN {}\n",
         instance,
         id.cntlid,
         id.oacs,
         if id.hmlms() { "yes" } else { "no" },
-        MdtsFmt(caps.mdts)
+        MdtsFmt(caps.mdts),
+        caps.mpsmin
     );
     Arc::pin_init(
         pin_init!(PfController {
@@ -368,8 +374,8 @@ fn discover(pf: &pci::Device, pf_raw: *mut bindings::pci_dev) -> Result<Arc<PfCo
 /// Formats an MDTS in bytes, or "no limit".
 pub(crate) struct MdtsFmt(pub(crate) Option<u64>);
 
-impl core::fmt::Display for MdtsFmt {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+impl kernel::fmt::Display for MdtsFmt {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
         match self.0 {
             Some(b) => write!(f, "{} bytes", b),
             None => f.write_str("no limit"),
@@ -377,20 +383,37 @@ impl core::fmt::Display for MdtsFmt {
     }
 }
 
+/// A VF's use of its PF's migration controller; dropping it releases the
+/// registry slot.
+pub(crate) struct PfHandle(Arc<PfController>);
+
+impl core::ops::Deref for PfHandle {
+    type Target = PfController;
+    fn deref(&self) -> &PfController {
+        &self.0
+    }
+}
+
+impl Drop for PfHandle {
+    fn drop(&mut self) {
+        put(&self.0);
+    }
+}
+
 /// Returns the migration controller of `vf`'s PF, discovering it on first
-/// use. Every successful call is paired with [`put`].
-pub(crate) fn get(vf_raw: *mut bindings::pci_dev) -> Result<Arc<PfController>> {
+/// use.
+pub(crate) fn get(vf_raw: *mut bindings::pci_dev) -> Result<PfHandle> {
     // SAFETY: `vf_raw` is the VF being probed, a live device.
     let pf_raw = unsafe { sys::nvp_pci_physfn(vf_raw) };
     // SAFETY: The PF of a live VF is live; its `dev` is a valid device.
     let pf_dev = unsafe { device::Device::from_raw(&raw mut (*pf_raw).dev) };
-    let pf: &pci::Device = pf_dev.try_into()?;
+    let pf = <&pci::Device>::try_from(pf_dev)?;
     let key = pf_raw as usize;
 
     let mut reg = PF_REGISTRY.lock();
     if let Some(e) = reg.iter_mut().find(|e| e.key == key && !e.ctl.fenced()) {
         e.users += 1;
-        return Ok(e.ctl.clone());
+        return Ok(PfHandle(e.ctl.clone()));
     }
     // A fenced entry for the same PF (unbound and rebound) is replaced.
     reg.retain(|e| e.key != key);
@@ -403,21 +426,20 @@ pub(crate) fn get(vf_raw: *mut bindings::pci_dev) -> Result<Arc<PfController>> {
         },
         GFP_KERNEL,
     )?;
-    Ok(ctl)
+    Ok(PfHandle(ctl))
 }
 
 /// Releases a controller returned by [`get`]; the last user removes it from
 /// the registry.
-pub(crate) fn put(ctl: Arc<PfController>) {
+fn put(ctl: &Arc<PfController>) {
     let mut reg = PF_REGISTRY.lock();
-    if let Some(i) = reg.iter().position(|e| Arc::ptr_eq(&e.ctl, &ctl)) {
+    if let Some(i) = reg.iter().position(|e| Arc::ptr_eq(&e.ctl, ctl)) {
         reg[i].users -= 1;
         if reg[i].users == 0 {
-            reg.swap_remove(i);
+            // `i` is in range: found just above.
+            let _ = reg.remove(i);
         }
     }
-    drop(reg);
-    drop(ctl);
 }
 
 /// Fences the controller of the PF at `pf_raw`, if any (the PF is being
@@ -459,6 +481,12 @@ pub(crate) struct PfWatch {
     #[pin]
     nb: kernel::types::Opaque<bindings::notifier_block>,
 }
+
+// SAFETY: After registration the notifier block is only touched by the
+// notifier chain, under its own lock.
+unsafe impl Sync for PfWatch {}
+// SAFETY: As above; it is not tied to the registering thread.
+unsafe impl Send for PfWatch {}
 
 impl PfWatch {
     /// Registers the PCI bus notifier.

@@ -23,37 +23,47 @@ use kernel::{
         from_err_ptr,
         to_result, //
     },
+    new_mutex,
     prelude::*,
     str::as_char_ptr_in_const_context,
-    sync::Arc,
+    sync::Mutex,
     types::Opaque, //
 };
 
 use crate::{
+    mig::{
+        self,
+        MigState,
+        VfCtx, //
+    },
     pf::{
         self,
         MdtsFmt,
-        PfController, //
+        PfHandle, //
     },
     sys, //
 };
 
-/// Per-VF state, owned by the [`NvmeVfDevice`] it hangs off.
-pub(crate) struct VfState {
+/// What probe learnt about a VF.
+struct VfInfo {
     /// The PF's migration controller.
-    pf: Option<Arc<PfController>>,
-    /// 1-based VF number.
-    vfn: u16,
+    pf: PfHandle,
     /// The VF's secondary controller ID (its CNTLID), as the PF reports it.
     scid: u16,
+    /// VQ resources assigned to the secondary controller.
+    nvq: u16,
+    /// VI resources assigned to the secondary controller.
+    nvi: u16,
 }
 
-impl Drop for VfState {
-    fn drop(&mut self) {
-        if let Some(p) = self.pf.take() {
-            pf::put(p);
-        }
-    }
+/// Per-VF state, owned by the [`NvmeVfDevice`] it hangs off. Everything but
+/// `mig` is immutable after probe; `mig` is the state mutex of the VFIO
+/// migration state machine.
+#[pin_data]
+pub(crate) struct VfState {
+    info: VfInfo,
+    #[pin]
+    mig: Mutex<MigState>,
 }
 
 /// The vfio device of one VF.
@@ -61,8 +71,8 @@ impl Drop for VfState {
 /// # Invariants
 ///
 /// `core` is first, so a `*mut vfio_device` from the vfio core is a
-/// `*mut NvmeVfDevice`; `state` is null or came from `KBox::into_raw` and is
-/// freed only in `release`.
+/// `*mut NvmeVfDevice`; `state` is null or came from `KBox::into_raw` of a
+/// pinned box, is never moved, and is freed only in `release`.
 #[repr(C)]
 pub(crate) struct NvmeVfDevice {
     core: sys::vfio_pci_core_device,
@@ -82,7 +92,7 @@ static DEV_OPS: AssertSync<sys::vfio_device_ops> = AssertSync(sys::vfio_device_o
     init: Some(sys::vfio_pci_core_init_dev),
     release: Some(release),
     open_device: Some(open_device),
-    close_device: Some(sys::vfio_pci_core_close_device),
+    close_device: Some(close_device),
     ioctl: Some(sys::vfio_pci_core_ioctl),
     get_region_info_caps: Some(sys::vfio_pci_ioctl_get_region_info),
     device_feature: Some(sys::vfio_pci_core_ioctl_feature),
@@ -100,6 +110,148 @@ static DEV_OPS: AssertSync<sys::vfio_device_ops> = AssertSync(sys::vfio_device_o
     pasid_detach_ioas: Some(sys::vfio_iommufd_physical_pasid_detach_ioas),
     dma_unmap: None,
 });
+
+/// The migration ops, set on devices whose PF supports TP4159.
+static MIG_OPS: AssertSync<sys::vfio_migration_ops> = AssertSync(sys::vfio_migration_ops {
+    migration_set_state: Some(mig_set_state),
+    migration_get_state: Some(mig_get_state),
+    migration_get_data_size: Some(mig_get_data_size),
+});
+
+/// The PCI error handlers: vfio-pci-core's, with our `reset_done`.
+static ERR_HANDLERS: AssertSync<bindings::pci_error_handlers> =
+    AssertSync(bindings::pci_error_handlers {
+        error_detected: Some(sys::vfio_pci_core_aer_err_detected),
+        reset_done: Some(reset_done),
+        ..pin_init::zeroed()
+    });
+
+/// Our device and its state from the vfio core's device.
+///
+/// # Safety
+///
+/// `vdev` must be a device created by [`probe`] and not yet released.
+unsafe fn ours<'a>(vdev: *mut sys::vfio_device) -> (*mut NvmeVfDevice, &'a VfState) {
+    let nvf = vdev.cast::<NvmeVfDevice>();
+    // SAFETY: By the type invariant of `NvmeVfDevice`, `state` is valid
+    // from probe to release, and the caller guarantees we are in between.
+    (nvf, unsafe { &*(*nvf).state })
+}
+
+/// The state machine's view of a VF.
+///
+/// # Safety
+///
+/// As for [`ours`].
+unsafe fn ctx<'a>(vdev: *mut sys::vfio_device, st: &'a VfState) -> VfCtx<'a> {
+    // SAFETY: `vdev` is our core device (caller); its `pdev` is the bound VF.
+    let pdev = unsafe { (*vdev.cast::<sys::vfio_pci_core_device>()).pdev };
+    VfCtx {
+        // SAFETY: The VF is live while its vfio device exists.
+        dev: unsafe { devof(pdev) },
+        vdev,
+        pdev,
+        pf: &st.info.pf,
+        scid: st.info.scid,
+        nvq: st.info.nvq,
+        nvi: st.info.nvi,
+    }
+}
+
+/// `migration_set_state`.
+///
+/// # Safety
+///
+/// Called by the vfio core on a device created by [`probe`].
+unsafe extern "C" fn mig_set_state(vdev: *mut sys::vfio_device, new: u32) -> *mut bindings::file {
+    // SAFETY: By the function's safety requirement.
+    let (_, st) = unsafe { ours(vdev) };
+    // SAFETY: As above.
+    let cx = unsafe { ctx(vdev, st) };
+    let mut m = st.mig.lock();
+    match mig::set_state(&cx, &mut m, new) {
+        Ok(f) => f,
+        Err(e) => e.to_ptr(),
+    }
+}
+
+/// `migration_get_state`.
+///
+/// # Safety
+///
+/// Called by the vfio core on a device created by [`probe`], with `cur`
+/// valid for writing.
+unsafe extern "C" fn mig_get_state(vdev: *mut sys::vfio_device, cur: *mut u32) -> c_int {
+    // SAFETY: By the function's safety requirement.
+    let (_, st) = unsafe { ours(vdev) };
+    let m = st.mig.lock();
+    // SAFETY: `cur` is valid for writing (caller).
+    unsafe { *cur = m.state };
+    0
+}
+
+/// `migration_get_data_size`.
+///
+/// # Safety
+///
+/// Called by the vfio core on a device created by [`probe`], with `len`
+/// valid for writing.
+unsafe extern "C" fn mig_get_data_size(vdev: *mut sys::vfio_device, len: *mut c_ulong) -> c_int {
+    // SAFETY: By the function's safety requirement.
+    let (_, st) = unsafe { ours(vdev) };
+    // SAFETY: As above.
+    let cx = unsafe { ctx(vdev, st) };
+    let _m = st.mig.lock();
+    match mig::data_size(&cx) {
+        Ok(n) => {
+            // SAFETY: `len` is valid for writing (caller).
+            unsafe { *len = n as c_ulong };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `reset_done`: an FLR or VFIO_DEVICE_RESET returns the device to
+/// RUNNING and kills the migration files.
+///
+/// # Safety
+///
+/// Called by the PCI core on a device bound by [`probe`].
+unsafe extern "C" fn reset_done(pdev: *mut bindings::pci_dev) {
+    // SAFETY: drvdata is our core device while bound.
+    let core = unsafe { (*pdev).dev.driver_data.cast::<sys::vfio_pci_core_device>() };
+    if core.is_null() {
+        return;
+    }
+    // SAFETY: `core` is the first field of our device, which lives while
+    // the driver is bound.
+    let vdev = unsafe { &raw mut (*core).vdev };
+    // SAFETY: As above.
+    let (_, st) = unsafe { ours(vdev) };
+    // SAFETY: As above.
+    let cx = unsafe { ctx(vdev, st) };
+    let mut m = st.mig.lock();
+    mig::reset(&cx, &mut m);
+}
+
+/// `close_device`: the migration state goes back to RUNNING first.
+///
+/// # Safety
+///
+/// Called by the vfio core on a device created by [`probe`].
+unsafe extern "C" fn close_device(vdev: *mut sys::vfio_device) {
+    // SAFETY: By the function's safety requirement.
+    let (_, st) = unsafe { ours(vdev) };
+    // SAFETY: As above.
+    let cx = unsafe { ctx(vdev, st) };
+    {
+        let mut m = st.mig.lock();
+        mig::reset(&cx, &mut m);
+    }
+    // SAFETY: As above.
+    unsafe { sys::vfio_pci_core_close_device(vdev) };
+}
 
 /// `open_device`: enable the PCI function as vfio-pci does.
 ///
@@ -133,7 +285,7 @@ unsafe extern "C" fn release(vdev: *mut sys::vfio_device) {
         let st = (*nvf).state;
         if !st.is_null() {
             (*nvf).state = core::ptr::null_mut();
-            drop(KBox::from_raw(st));
+            drop(Pin::new_unchecked(KBox::from_raw(st)));
         }
         sys::vfio_pci_core_release_dev(vdev);
     }
@@ -151,7 +303,7 @@ unsafe fn devof<'a>(pdev: *mut bindings::pci_dev) -> &'a device::Device {
 
 /// Checks that `pdev` is a VF we can serve and finds its secondary
 /// controller on the PF.
-fn admit(pdev: *mut bindings::pci_dev) -> Result<VfState> {
+fn admit(pdev: *mut bindings::pci_dev) -> Result<VfInfo> {
     // SAFETY: `pdev` is the device being probed.
     let dev = unsafe { devof(pdev) };
     // SAFETY: As above.
@@ -175,11 +327,6 @@ fn admit(pdev: *mut bindings::pci_dev) -> Result<VfState> {
             e
         );
     })?;
-    let mut st = VfState {
-        pf: Some(ctl.clone()),
-        vfn,
-        scid: 0,
-    };
     let sc = match ctl.secondary_of_vf(vfn) {
         Ok(Some(sc)) => sc,
         Ok(None) => {
@@ -199,7 +346,6 @@ fn admit(pdev: *mut bindings::pci_dev) -> Result<VfState> {
             return Err(e);
         }
     };
-    st.scid = sc.scid;
     let caps = ctl.caps();
     dev_info!(
         dev,
@@ -215,7 +361,12 @@ fn admit(pdev: *mut bindings::pci_dev) -> Result<VfState> {
         sc.nvq,
         sc.nvi
     );
-    Ok(st)
+    Ok(VfInfo {
+        pf: ctl,
+        scid: sc.scid,
+        nvq: sc.nvq,
+        nvi: sc.nvi,
+    })
 }
 
 /// `probe`: admit the VF, then register a vfio-pci-core device for it.
@@ -227,13 +378,20 @@ unsafe extern "C" fn probe(
     pdev: *mut bindings::pci_dev,
     _id: *const bindings::pci_device_id,
 ) -> c_int {
-    let st = match admit(pdev) {
-        Ok(st) => st,
+    let info = match admit(pdev) {
+        Ok(i) => i,
         Err(e) => return e.to_errno(),
     };
-    let st = match KBox::new(st, GFP_KERNEL) {
+    let migrate = mig::supported(&info.pf);
+    let st = match KBox::pin_init(
+        pin_init!(VfState {
+            info,
+            mig <- new_mutex!(MigState::new()),
+        }),
+        GFP_KERNEL,
+    ) {
         Ok(b) => b,
-        Err(e) => return Error::from(e).to_errno(),
+        Err(e) => return e.to_errno(),
     };
     // SAFETY: `DEV_OPS` is static; `pdev` is being probed.
     let vdev = unsafe {
@@ -249,7 +407,11 @@ unsafe extern "C" fn probe(
     // `release`); drvdata must point to the core device, as vfio-pci-core
     // requires.
     unsafe {
-        (*nvf).state = KBox::into_raw(st);
+        (*nvf).state = KBox::into_raw(Pin::into_inner_unchecked(st));
+        if migrate {
+            (*vdev).mig_ops = &MIG_OPS.0;
+            (*vdev).migration_flags = sys::VFIO_MIGRATION_STOP_COPY | sys::VFIO_MIGRATION_P2P;
+        }
         (*pdev).dev.driver_data = (&raw mut (*nvf).core).cast();
         let ret = sys::vfio_pci_core_register_device(&raw mut (*nvf).core);
         if ret != 0 {
@@ -313,6 +475,12 @@ pub(crate) struct Driver {
     drv: Opaque<bindings::pci_driver>,
 }
 
+// SAFETY: After registration the driver core owns the `pci_driver` and
+// synchronises its own accesses; this module only unregisters it.
+unsafe impl Sync for Driver {}
+// SAFETY: As above; it is not tied to the registering thread.
+unsafe impl Send for Driver {}
+
 impl Driver {
     /// Registers the driver.
     pub(crate) fn new(module: &'static ThisModule) -> impl PinInit<Self, Error> {
@@ -327,7 +495,7 @@ impl Driver {
                         id_table: PCI_IDS.0.as_ptr(),
                         probe: Some(probe),
                         remove: Some(remove),
-                        err_handler: &raw const sys::vfio_pci_core_err_handlers,
+                        err_handler: &ERR_HANDLERS.0,
                         driver_managed_dma: true,
                         ..pin_init::zeroed()
                     });

@@ -31,7 +31,7 @@ pub(crate) const OACS_VIRT_MGMT: u16 = 1 << 7;
 pub(crate) fn identify(cns: u8, cntid: u16, nsid: u32) -> Sqe {
     Sqe::new(opcode::IDENTIFY)
         .with_nsid(nsid)
-        .with_cdw(10, cns as u32 | ((cntid as u32) << 16))
+        .with_cdw(10, u32::from(cns) | (u32::from(cntid) << 16))
 }
 
 /// The Identify Controller fields the driver uses.
@@ -147,7 +147,7 @@ impl IdCtrl {
         if self.mdts == 0 {
             return None;
         }
-        let shift = 12u32 + mpsmin as u32 + self.mdts as u32;
+        let shift = 12u32 + u32::from(mpsmin) + u32::from(self.mdts);
         // MDTS is at most 255 by encoding; clamp absurd values to 2^63.
         Some(1u64 << shift.min(63))
     }

@@ -54,7 +54,7 @@ pub(crate) fn le32(b: &[u8], off: usize) -> u32 {
 
 /// Reads a little-endian `u64` at `off`; the caller has checked the length.
 pub(crate) fn le64(b: &[u8], off: usize) -> u64 {
-    (le32(b, off) as u64) | ((le32(b, off + 4) as u64) << 32)
+    u64::from(le32(b, off)) | (u64::from(le32(b, off + 4)) << 32)
 }
 
 /// Checks that `b` holds at least `need` bytes.
@@ -68,3 +68,11 @@ pub(crate) fn need(b: &[u8], need: usize) -> Result<(), DecodeError> {
         Ok(())
     }
 }
+
+/// UUID of the vendor-specific controller state format of the project's
+/// TP4159 device model (admin queue, registers, features, AERs; see
+/// `Documentation/device-model.rst`), 21b9d27c-da25-4545-bf2a-6fad2825565e,
+/// in the byte order it appears in Identify CNS 20h.
+pub(crate) const VENDOR_STATE_UUID: [u8; 16] = [
+    0x21, 0xb9, 0xd2, 0x7c, 0xda, 0x25, 0x45, 0x45, 0xbf, 0x2a, 0x6f, 0xad, 0x28, 0x25, 0x56, 0x5e,
+];

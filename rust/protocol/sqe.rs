@@ -35,7 +35,7 @@ impl Sqe {
     /// A command with `opcode` in CDW0 bits 7:0 and everything else zero.
     pub(crate) fn new(opcode: u8) -> Self {
         let mut s = Self::default();
-        s.dw[0] = opcode as u32;
+        s.dw[0] = u32::from(opcode);
         s
     }
 

@@ -108,7 +108,7 @@ const CRC32C_TABLE: [u32; 256] = {
 pub(crate) fn crc32c(crc: u32, data: &[u8]) -> u32 {
     let mut c = !crc;
     for &b in data {
-        c = CRC32C_TABLE[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
+        c = CRC32C_TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
     }
     !c
 }

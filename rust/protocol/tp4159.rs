@@ -60,18 +60,18 @@ impl SeqInd {
 /// DUDMQ[31].
 pub(crate) fn suspend(cntlid: u16, stype: SuspendType, dudmq: bool) -> Sqe {
     Sqe::new(opcode::MIGRATION_SEND)
-        .with_cdw(10, send_sel::SUSPEND as u32)
+        .with_cdw(10, u32::from(send_sel::SUSPEND))
         .with_cdw(
             11,
-            cntlid as u32 | ((stype as u32) << 16) | ((dudmq as u32) << 31),
+            u32::from(cntlid) | ((stype as u32) << 16) | (u32::from(dudmq) << 31),
         )
 }
 
 /// Migration Send, Resume: CDW10 SEL=1; CDW11 CNTLID[15:0].
 pub(crate) fn resume(cntlid: u16) -> Sqe {
     Sqe::new(opcode::MIGRATION_SEND)
-        .with_cdw(10, send_sel::RESUME as u32)
-        .with_cdw(11, cntlid as u32)
+        .with_cdw(10, u32::from(send_sel::RESUME))
+        .with_cdw(11, u32::from(cntlid))
 }
 
 /// Migration Send, Set Controller State: CDW10 SEL=2, SEQIND in [17:16];
@@ -91,10 +91,10 @@ pub(crate) fn set_state(
     }
     Some(
         Sqe::new(opcode::MIGRATION_SEND)
-            .with_cdw(10, send_sel::SET_STATE as u32 | ((seq as u32) << 16))
+            .with_cdw(10, u32::from(send_sel::SET_STATE) | ((seq as u32) << 16))
             .with_cdw(
                 11,
-                cntlid as u32 | ((csvi as u32) << 16) | ((csuuidi as u32) << 24),
+                u32::from(cntlid) | (u32::from(csvi) << 16) | (u32::from(csuuidi) << 24),
             )
             .with_cdw(12, offset as u32)
             .with_cdw(13, (offset >> 32) as u32)
@@ -112,8 +112,8 @@ pub(crate) fn get_state(cntlid: u16, csvi: u8, csuuidi: u8, offset: u64, len: u3
     }
     Some(
         Sqe::new(opcode::MIGRATION_RECV)
-            .with_cdw(10, (csvi as u32) << 16)
-            .with_cdw(11, cntlid as u32 | ((csuuidi as u32) << 16))
+            .with_cdw(10, u32::from(csvi) << 16)
+            .with_cdw(11, u32::from(cntlid) | (u32::from(csuuidi) << 16))
             .with_cdw(12, offset as u32)
             .with_cdw(13, (offset >> 32) as u32)
             .with_cdw(15, len / 4 - 1),
@@ -270,7 +270,7 @@ impl SqState {
     }
     /// Number of entries (QSIZE is 0's based).
     pub(crate) fn entries(&self) -> u32 {
-        self.qsize as u32 + 1
+        u32::from(self.qsize) + 1
     }
 }
 
@@ -303,7 +303,7 @@ impl CqState {
     }
     /// Number of entries (QSIZE is 0's based).
     pub(crate) fn entries(&self) -> u32 {
-        self.qsize as u32 + 1
+        u32::from(self.qsize) + 1
     }
 }
 

@@ -5,6 +5,22 @@
 # unbound, run lm_test (built on the host into $NVP_OUT) and keep its TAP.
 . tools/testbed/guest/lib.sh
 
+# The CDQ tests need the PF to DMA to physical addresses (the passthrough
+# ioctl unmaps its buffer after the command, the queue lives on): put the
+# PF's IOMMU group in an identity domain, rebinding nvme around it.
+pf_identity=0
+wait_for 20 nvme_dev_of "$NVP_PF" >/dev/null || log "PF has no nvme device"
+grp=$(basename "$(readlink -f "$SYSPCI/$NVP_PF/iommu_group")")
+if [ -n "$grp" ] && [ -e "/sys/kernel/iommu_groups/$grp/type" ]; then
+	echo "$NVP_PF" >"$SYSPCI/$NVP_PF/driver/unbind"
+	if echo identity >"/sys/kernel/iommu_groups/$grp/type"; then
+		pf_identity=1
+	fi
+	echo "$NVP_PF" >/sys/bus/pci/drivers/nvme/bind
+	log "PF IOMMU group $grp: $(cat "/sys/kernel/iommu_groups/$grp/type")"
+fi
+export LM_PF_IDENTITY=$pf_identity
+
 provision_vfs 2 || { echo "not ok 1 - provision VFs"; exit 1; }
 vf1=$(vf_bdf 1)
 vf2=$(vf_bdf 2)

@@ -662,6 +662,281 @@ static void t_reset_clears(void)
 	ok(rc == SC_NOT_SUSP, "Resume after that reset: Controller Not Suspended (rc=%#x)", rc);
 }
 
+/*
+ * --- Controller Data Queues ----------------------------------------------
+ *
+ * The passthrough ioctl builds PRP1 from the buffer it maps for the
+ * command and unmaps it afterwards, so a queue that the device keeps
+ * writing to needs a PF whose IOMMU domain is identity (lm_guest.sh sets
+ * that up): bus address = physical address, and the pages stay put
+ * because they are locked.
+ */
+#define OPC_TRACK_SEND	0x3d
+#define OPC_TRACK_RECV	0x3e
+#define OPC_CDQ		0x45
+#define OPC_SET_FEAT	0x09
+#define OPC_GET_FEAT	0x0a
+#define SC_INVALID_CDQ	(DNR | 0x137)
+#define SC_CTRL_SUSP	(DNR | 0x139)
+
+static int pf_identity;
+
+static uint64_t phys_of(void *p)
+{
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &e, 8, ((uintptr_t)p / 4096) * 8) != 8)
+		e = 0;
+	close(fd);
+	if (!(e >> 63))
+		return 0;
+	return (e & ((1ULL << 55) - 1)) * 4096;
+}
+
+static uint8_t *dma_pages(int n)
+{
+	void *p = mmap(NULL, 4096 * n, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED | MAP_POPULATE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	memset(p, 0, 4096 * n);
+	return p;
+}
+
+/* Create CDQ: PRP1 = the first page of @buf (queue, or PRP list if !pc) */
+static int cdq_create(uint16_t cntlid, int pc, void *buf, uint32_t dwords, uint32_t mos,
+		      uint32_t *id)
+{
+	struct cmd c = { .opc = OPC_CDQ, .cdw10 = mos << 16,
+			 .cdw11 = (uint32_t)cntlid << 16 | (pc ? 1 : 0),
+			 .cdw12 = dwords, .buf = buf, .len = 4096 };
+	int rc = admin(pf_fd, &c);
+
+	if (id)
+		*id = c.result;
+	return rc;
+}
+
+static int cdq_delete(uint32_t id)
+{
+	struct cmd c = { .opc = OPC_CDQ, .cdw10 = 1, .cdw11 = id };
+	return admin(pf_fd, &c);
+}
+
+static int track(uint32_t id, uint32_t lact)
+{
+	struct cmd c = { .opc = OPC_TRACK_SEND, .cdw10 = lact << 16, .cdw11 = id };
+	return admin(pf_fd, &c);
+}
+
+static int cdq_set_head(uint32_t id, uint32_t hp, int etpt, uint32_t tpt)
+{
+	struct cmd c = { .opc = OPC_SET_FEAT, .cdw10 = 0x21,
+			 .cdw11 = (uint32_t)etpt << 31 | id, .cdw12 = hp, .cdw13 = tpt };
+	return admin(pf_fd, &c);
+}
+
+struct udmq_e {
+	uint32_t nsid, nlb;
+	uint64_t slba;
+	uint8_t phase, esa, dlba, lbacir;
+};
+
+static struct udmq_e entry_at(volatile uint8_t *q, int i)
+{
+	uint8_t e[32];
+	struct udmq_e r;
+
+	for (int k = 0; k < 32; k++)
+		e[k] = q[32 * i + k];
+	r.nsid = le32(e);
+	r.nlb = le32(e + 4);
+	r.slba = le64(e + 8);
+	r.phase = e[31] & 1;
+	r.esa = (e[31] >> 1) & 7;
+	r.dlba = (e[31] >> 5) & 1;
+	r.lbacir = e[31] >> 6;
+	return r;
+}
+
+static int vf1_ns_fd = -1;
+static void *iobuf;
+
+/* One O_DIRECT 4 KiB write on VF1's namespace at LBA (512-byte LBAs) */
+static int vf1_write(uint64_t lba)
+{
+	memset(iobuf, (int)lba, 4096);
+	return pwrite(vf1_ns_fd, iobuf, 4096, lba * 512) == 4096 ? 0 : -1;
+}
+
+static void t_cdq(void)
+{
+	volatile uint8_t *q;
+	uint8_t *qbuf, *lbuf;
+	uint32_t id = 0xffff, id2;
+	struct udmq_e e;
+	char ns[64];
+	int rc, good;
+
+	if (!pf_identity) {
+		for (int i = 0; i < 3; i++)
+			ok(1, "# SKIP CDQ tests need the PF in an identity IOMMU domain");
+		return;
+	}
+	snprintf(ns, sizeof(ns), "%sn1", nvme_dev_of(vf1_bdf));
+	vf1_ns_fd = open(ns, O_RDWR | O_DIRECT);
+	if (posix_memalign(&iobuf, 4096, 4096))
+		return;
+	qbuf = dma_pages(1);
+	q = qbuf;
+
+	/* argument checks */
+	rc = cdq_create(vf1_id, 1, qbuf, 1024, 1, NULL);
+	ok(rc == SC_INVALID_FIELD, "CDQ create QT=1 (not a UDMQ): Invalid Field (rc=%#x)", rc);
+	rc = cdq_create(vf1_id, 1, qbuf, 1020, 0, NULL);
+	ok(rc == SC_INVALID_FIELD, "CDQ create size not a whole number of entries: Invalid Field (rc=%#x)", rc);
+	rc = cdq_create(vf1_id, 1, qbuf, 0, 0, NULL);
+	ok(rc == SC_INVALID_FIELD, "CDQ create size 0: Invalid Field (rc=%#x)", rc);
+	rc = cdq_create(0x99, 1, qbuf, 1024, 0, NULL);
+	ok(rc == SC_INVALID_CTRL, "CDQ create for an unknown controller: Invalid Controller Identifier (rc=%#x)", rc);
+	rc = cdq_delete(5);
+	ok(rc == SC_INVALID_CDQ, "CDQ delete unknown CDQID: Invalid Controller Data Queue (rc=%#x)", rc);
+	rc = track(5, 1);
+	ok(rc == SC_INVALID_CDQ, "Track Send unknown CDQID: Invalid Controller Data Queue (rc=%#x)", rc);
+	{
+		struct cmd c = { .opc = OPC_TRACK_SEND, .cdw10 = 1 };
+		rc = admin(pf_fd, &c);
+		ok(rc == SC_INVALID_FIELD, "Track Send SEL=1 (memory tracking, undefined): Invalid Field (rc=%#x)", rc);
+		c = (struct cmd){ .opc = OPC_TRACK_RECV };
+		rc = admin(pf_fd, &c);
+		ok(rc == SC_INVALID_FIELD, "Track Receive: Invalid Field (rc=%#x)", rc);
+		c = (struct cmd){ .opc = OPC_CDQ, .cdw10 = 1, .cdw11 = (uint32_t)vf1_id << 16 | 1 };
+		rc = admin(vf1_fd, &c);
+		ok(rc == SC_INVALID_OPC, "VF: Controller Data Queue is Invalid Opcode+DNR (rc=%#x)", rc);
+	}
+
+	/* a 128-entry PC=1 queue for VF1 */
+	rc = cdq_create(vf1_id, 1, qbuf, 1024, 0, &id);
+	ok(!rc && id < 8, "CDQ create PC=1, 128 entries for VF1: CDQID %u in DW0 (rc=%#x)", id, rc);
+	rc = cdq_create(vf1_id, 1, qbuf, 1024, 0, NULL);
+	ok(rc == SC_INVALID_FIELD, "a second UDMQ for the same controller: Invalid Field (rc=%#x)", rc);
+	rc = track(id, 2);
+	ok(rc == SC_INVALID_FIELD, "Track Send LACT=2: Invalid Field (rc=%#x)", rc);
+
+	rc = track(id, 1);
+	e = entry_at(q, 0);
+	ok(!rc && e.phase == 1 && e.esa == 1 && e.lbacir == 2,
+	   "Track Send start: entry 0 = ESA first, LBACIR no-range, phase 1 (rc=%#x esa=%u)", rc, e.esa);
+	rc = track(id, 1);
+	ok(!rc && entry_at(q, 1).phase == 0, "start again: no-op, no entry");
+
+	rc = vf1_write(800);
+	usleep(100000);
+	e = entry_at(q, 1);
+	ok(!rc && e.phase == 1 && e.esa == 0 && e.lbacir == 0 && e.nsid == 1 && e.slba == 800 && e.nlb == 7,
+	   "VF1 Write: entry NSID 1, SLBA 800, NLB 7 (0's based) (nsid=%u slba=%llu nlb=%u)",
+	   e.nsid, (unsigned long long)e.slba, e.nlb);
+	{
+		uint32_t d[2] = { 0xdead, 0xdead };
+		struct cmd c = { .opc = OPC_GET_FEAT, .cdw10 = 0x21, .cdw11 = id, .buf = d, .len = 8 };
+		rc = admin(pf_fd, &c);
+		ok(!rc && d[0] == 0 && d[1] == 0 && (c.result & 0xffff) == id,
+		   "Get Features 21h: HP 0, TPT 0, DW0 = CDQID (rc=%#x)", rc);
+		c.cdw11 = 7;
+		rc = admin(pf_fd, &c);
+		ok(rc == SC_INVALID_CDQ, "Get Features 21h unknown CDQID: Invalid Controller Data Queue (rc=%#x)", rc);
+	}
+	rc = cdq_set_head(id, 5, 0, 0);
+	ok(rc == SC_INVALID_FIELD, "Set Features 21h HP beyond the tail: Invalid Field (rc=%#x)", rc);
+	rc = cdq_set_head(id, 200, 0, 0);
+	ok(rc == SC_INVALID_FIELD, "Set Features 21h HP beyond the queue: Invalid Field (rc=%#x)", rc);
+	rc = cdq_set_head(7, 0, 0, 0);
+	ok(rc == SC_INVALID_CDQ, "Set Features 21h unknown CDQID: Invalid Controller Data Queue (rc=%#x)", rc);
+	rc = cdq_set_head(id, 2, 1, 3);
+	ok(!rc, "Set Features 21h HP=2 (consumed both), ETPT with TPT=3 (rc=%#x)", rc);
+
+	rc = track(id, 0);
+	e = entry_at(q, 2);
+	ok(!rc && e.esa == 2 && e.lbacir == 2 && e.phase == 1, "Track Send stop: ESA last-stopped marker (esa=%u)", e.esa);
+	rc = vf1_write(900);
+	usleep(100000);
+	ok(!rc && entry_at(q, 3).phase == 0, "no entries while logging is stopped");
+
+	/* suspend with logging on: marker, DUDMQ deletes the queue */
+	rc = track(id, 1);
+	ok(!rc && entry_at(q, 3).esa == 1, "restart logging: ESA first (rc=%#x)", rc);
+	rc = suspend(vf1_id, 1);
+	ok(!rc, "Suspend VF1 while logging (rc=%#x)", rc);
+	e = entry_at(q, 4);
+	ok(e.phase == 1 && e.esa == 3 && e.lbacir == 2, "UDMQ got the ESA last-suspended marker (esa=%u)", e.esa);
+	rc = track(id, 0);
+	ok(rc == SC_CTRL_SUSP, "Track Send on a suspended controller: Controller Suspended (rc=%#x)", rc);
+	rc = resume(vf1_id);
+	e = entry_at(q, 5);
+	ok(!rc && e.esa == 1, "Resume while logging: ESA first marker (esa=%u)", e.esa);
+	{
+		struct cmd c = { .opc = OPC_MIG_SEND, .cdw10 = 0,
+				 .cdw11 = 1u << 31 | 1 << 16 | vf1_id };
+		rc = admin(pf_fd, &c);
+		ok(!rc && entry_at(q, 6).esa == 3, "Suspend with DUDMQ=1 (rc=%#x)", rc);
+		rc = track(id, 1);
+		ok(rc == SC_INVALID_CDQ, "after DUDMQ the UDMQ is gone: Invalid Controller Data Queue (rc=%#x)", rc);
+		rc = resume(vf1_id);
+		ok(!rc && entry_at(q, 7).phase == 0, "Resume (rc=%#x); no entries into a deleted queue", rc);
+	}
+
+	/* an 8-entry queue: full, wrap and phase */
+	memset(qbuf, 0, 4096);
+	rc = cdq_create(vf1_id, 1, qbuf, 64, 0, &id2);
+	ok(!rc, "CDQ create 8 entries (rc=%#x)", rc);
+	rc = track(id2, 1);
+	good = !rc;
+	for (int i = 1; i <= 7; i++)
+		good &= !vf1_write(1000 + 8 * i);
+	usleep(200000);
+	e = entry_at(q, 6);
+	ok(good && e.esa == 7 && e.slba == 1048 && entry_at(q, 5).esa == 0 && entry_at(q, 7).phase == 0,
+	   "7th entry (the last free slot) is marked ESA queue-full; the 8th slot stays empty");
+	rc = cdq_set_head(id2, 7, 0, 0);
+	ok(!rc, "host consumes 7 entries: HP=7 (rc=%#x)", rc);
+	good = !vf1_write(2000) && !vf1_write(2008);
+	usleep(200000);
+	e = entry_at(q, 7);
+	ok(good && e.phase == 1 && e.slba == 2000, "after the head moved, logging resumes in slot 7 (phase 1)");
+	e = entry_at(q, 0);
+	ok(e.phase == 0 && e.slba == 2008 && e.esa == 0, "the queue wrapped: slot 0 rewritten with phase 0 (phase=%u slba=%llu)",
+	   e.phase, (unsigned long long)e.slba);
+	rc = cdq_delete(id2);
+	ok(!rc, "CDQ delete (rc=%#x)", rc);
+
+	/* PC=0: PRP1 points to a PRP list */
+	lbuf = dma_pages(3);
+	{
+		uint64_t p1 = phys_of(lbuf + 4096), p2 = phys_of(lbuf + 8192);
+
+		memcpy(lbuf, &p1, 8);
+		memcpy(lbuf + 8, &p2, 8);
+		rc = cdq_create(vf1_id, 0, lbuf, 2048, 0, &id2);
+		ok(!rc && p1 && p2, "CDQ create PC=0 (PRP list, 2 pages, 256 entries) (rc=%#x)", rc);
+		rc = track(id2, 1);
+		e = entry_at(lbuf + 4096, 0);
+		ok(!rc && e.esa == 1 && e.phase == 1 && entry_at(lbuf, 2).phase == 0,
+		   "PC=0 queue: entry 0 written to the first listed page, not the list");
+		track(id2, 0);
+		cdq_delete(id2);
+		memset(lbuf, 0, 16);
+		lbuf[8] = 1;	/* second PRP misaligned */
+		memcpy(lbuf, &p1, 8);
+		rc = cdq_create(vf1_id, 0, lbuf, 2048, 0, NULL);
+		ok(rc == (DNR | 0x13), "CDQ create PC=0 with a misaligned PRP entry: Invalid PRP Offset (rc=%#x)", rc);
+	}
+	close(vf1_ns_fd);
+}
+
 int main(int argc, char **argv)
 {
 	char *dev;
@@ -698,6 +973,8 @@ int main(int argc, char **argv)
 	t_latched_doorbell();
 	t_set_state();
 	t_reset_clears();
+	pf_identity = getenv("LM_PF_IDENTITY") && atoi(getenv("LM_PF_IDENTITY"));
+	t_cdq();
 
 	printf("1..%d\n", test_no);
 	printf("# %d passed, %d failed\n", test_no - failed, failed);
