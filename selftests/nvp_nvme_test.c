@@ -97,10 +97,13 @@ TEST_F_TIMEOUT(nvme, identify_controller, 120)
 TEST_F_TIMEOUT(nvme, cntlid_is_driver_scid, 120)
 {
 	unsigned int scid;
+	int ret;
 
-	if (nvp_driver_is_stock_vfio_pci())
+	ret = nvp_klog_scid(nvp_env_driver(), self->bdf, &scid);
+	/* Stock vfio-pci logs no SCID (a line injected into the log still counts). */
+	if (ret && nvp_driver_is_stock_vfio_pci())
 		SKIP(return, "stock vfio-pci does not report secondary controller IDs");
-	ASSERT_EQ(0, nvp_klog_scid(nvp_env_driver(), self->bdf, &scid)) TH_LOG("%s", nvp_lasterr());
+	ASSERT_EQ(0, ret) TH_LOG("%s", nvp_lasterr());
 	ASSERT_EQ(0, nvp_nvme_identify_ctrl(&self->n)) TH_LOG("%s", nvp_lasterr());
 	EXPECT_EQ(scid, self->n.cntlid)
 		TH_LOG("%s: the driver reported SCID %u, the VF's Identify says CNTLID %u",
@@ -137,21 +140,77 @@ TEST_F_TIMEOUT(nvme, io_write_read_back, 120)
 	       n->cntlid, (unsigned long long)slba, n->lba_size, (char *)n->rbuf);
 }
 
-/*
- * The device's DMA goes through our IOAS: a command whose buffer is an IOVA
- * we never mapped must fail (and not corrupt anything), and the controller
- * keeps working afterwards.
- */
-TEST_F_TIMEOUT(nvme, dma_outside_ioas_fails, 120)
+/* Is every byte of @p zero? */
+static bool all_zero(const void *p, size_t len)
 {
-	uint64_t hole = NVP_IOVA_BASE_DEFAULT + 0x100000;	/* never mapped */
-	int ret;
+	const uint8_t *b = p;
 
-	ret = nvp_nvme_identify_raw(&self->n, 1, 0, hole);
-	EXPECT_LT(0, ret) TH_LOG("Identify into unmapped IOVA 0x%llx returned %d: %s",
-				 (unsigned long long)hole, ret, nvp_lasterr());
-	if (ret > 0)
-		TH_LOG("refused as expected: %s", nvp_lasterr());
+	for (size_t i = 0; i < len; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/*
+ * The device's DMA goes through our IOAS: Identify into a page we mapped
+ * lands there; once that page is unmapped, the same command must not reach
+ * it (no stale IOTLB entry), and the failure must be visible, either as an
+ * NVMe error status or as an IOMMU fault the kernel logged for this VF.
+ * (QEMU's NVMe model completes such a command with success and drops the
+ * data, so on the test bed it is the IOMMU fault that shows.)  The
+ * controller keeps working afterwards.
+ */
+TEST_F_TIMEOUT(nvme, dma_follows_map_and_unmap, 120)
+{
+	uint64_t iova = NVP_IOVA_BASE_DEFAULT + 0x100000;	/* outside the queue pages */
+	char faultaddr[48], line[1024];
+	const char *const fault[] = { self->bdf, faultaddr, NULL };
+	uint64_t unmapped = 0, deadline;
+	uint8_t *page;
+	int kmsg, ret;
+
+	page = nvp_dma_alloc(&self->v, iova, NVP_PAGE_SIZE);
+	ASSERT_NE(NULL, page) TH_LOG("%s", nvp_lasterr());
+
+	/* Mapped: the data arrives. */
+	ASSERT_EQ(0, nvp_nvme_identify_ctrl(&self->n)) TH_LOG("%s", nvp_lasterr());
+	ASSERT_EQ(0, nvp_nvme_identify_raw(&self->n, 1, 0, iova)) TH_LOG("%s", nvp_lasterr());
+	ASSERT_EQ(0, memcmp(page, self->n.buf, 256))
+		TH_LOG("Identify into the page mapped at 0x%llx did not land there",
+		       (unsigned long long)iova);
+
+	/* Unmapped: it must not arrive, and the failure must show. */
+	ASSERT_EQ(0, nvp_dma_unmap(&self->v, iova, NVP_PAGE_SIZE, &unmapped))
+		TH_LOG("%s", nvp_lasterr());
+	ASSERT_EQ(NVP_PAGE_SIZE, unmapped);
+	memset(page, 0, NVP_PAGE_SIZE);
+	kmsg = nvp_kmsg_mark();
+	ASSERT_LE(0, kmsg) TH_LOG("%s", nvp_lasterr());
+	ret = nvp_nvme_identify_raw(&self->n, 1, 0, iova);
+	ASSERT_LE(0, ret) TH_LOG("Identify into unmapped IOVA: %s", nvp_lasterr());
+	EXPECT_TRUE(all_zero(page, NVP_PAGE_SIZE))
+		TH_LOG("the device wrote into a page after it was unmapped from 0x%llx",
+		       (unsigned long long)iova);
+	if (ret > 0) {
+		TH_LOG("the controller reported it: %s", nvp_lasterr());
+	} else {
+		snprintf(faultaddr, sizeof(faultaddr), "fault addr 0x%llx",
+			 (unsigned long long)iova);
+		deadline = nvp_now_ms() + 3000;
+		do {
+			ret = nvp_kmsg_find_new(kmsg, line, sizeof(line), fault);
+			if (ret)
+				nvp_sleep_us(20000);
+		} while (ret && nvp_now_ms() < deadline);
+		EXPECT_EQ(0, ret) TH_LOG("Identify into unmapped IOVA 0x%llx succeeded and no "
+					 "IOMMU fault was logged for %s",
+					 (unsigned long long)iova, self->bdf);
+		if (!ret)
+			TH_LOG("IOMMU fault: %s", line);
+	}
+	close(kmsg);
+	munmap(page, NVP_PAGE_SIZE);
+
 	ASSERT_EQ(0, nvp_nvme_identify_ctrl(&self->n)) TH_LOG("%s", nvp_lasterr());
 }
 

@@ -151,8 +151,12 @@ stub_firmware() {
 
 configure_qemu() {
 	mkdir -p "$OUT.tmp/build"
+	# The +ds source has no firmware blobs: look for them where Debian's
+	# seabios / qemu-system-data / ipxe-qemu packages put them, so the
+	# binary runs from the cache without -L options.
 	local opts=(--python=/usr/bin/python3 --target-list=x86_64-softmmu --disable-docs
 		--disable-werror --disable-user --enable-kvm --disable-install-blobs
+		--firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
 		--enable-slirp)
 	cd "$OUT.tmp/build"
 	if ! ../src/configure "${opts[@]}" >configure.log 2>&1; then

@@ -4,7 +4,7 @@
 # usage: build-selftests.sh OUTDIR   (binaries go to OUTDIR/selftests)
 . "$(dirname "$0")/lib.sh"
 
-out=${1:?usage: build-selftests.sh OUTDIR}
+out=$(realpath -m "${1:?usage: build-selftests.sh OUTDIR}")
 KDIR=$(readlink -f "$NVP_CACHE/kernel-latest")
 SRC=$(sed -n "s|^include \(.*\)/Makefile$|\1|p" "$KDIR/Makefile" | head -1)
 [ -n "$SRC" ] || SRC=$(ls -d "$NVP_CACHE"/src/linux-* | tail -1)

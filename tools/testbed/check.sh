@@ -48,6 +48,8 @@ timed host-tests step "host cargo test (protocol)" host_tests
 read -r hp hf < <(awk '/^test result:/ {p += $4; f += $6} END {print p+0, f+0}' "$BUILD/cargo-test.log")
 grep -q "^test result:" "$BUILD/cargo-test.log" || hf=$((hf + 1))
 record cargo-test "$hp" "$hf"
+host_clippy() { (cd tools/nvp-proto && cargo clippy -q --all-targets -- -D warnings); }
+if timed host-tests step "host cargo clippy (kernel lint set)" host_clippy; then record host-clippy 1 0; else record host-clippy 0 1; fi
 
 if timed selftests-build step "kselftests build" "$NVP_ROOT/tools/testbed/build-selftests.sh" "$BUILD"; then
 	record selftests-build 1 0

@@ -9,7 +9,7 @@
 export DEBIAN_FRONTEND=noninteractive
 STAMP=$NVP_CACHE/setup.stamp
 # Bump when the package set changes, so every machine re-runs the apt steps.
-SETUP_VERSION=4
+SETUP_VERSION=5
 
 apt_sources() {
 	local f=/etc/apt/sources.list.d/nvme-vfio-pci.sources
@@ -63,7 +63,7 @@ P
 PKGS_BASE="clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev cpio
 busybox-static kmod pciutils nvme-cli ninja-build libglib2.0-dev libpixman-1-dev libfdt-dev
 python3-venv python3-pycotap pkg-config dpkg-dev zstd xz-utils bzip2 gzip socat jq
-libslirp-dev"
+libslirp-dev rsync file"
 PKGS_BPO="qemu-system-x86 qemu-system-data qemu-utils seabios ipxe-qemu meson"
 
 apt_packages() {

@@ -205,6 +205,19 @@ static int vf2_map(void)
 	char path[256];
 	int fd;
 
+	/* QEMU's VFs honour their own Memory Space Enable: set it */
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", vf2_bdf);
+	fd = open(path, O_RDWR);
+	if (fd >= 0) {
+		uint16_t cmd = 0;
+
+		if (pread(fd, &cmd, 2, 4) == 2) {
+			cmd |= 0x2;
+			if (pwrite(fd, &cmd, 2, 4) != 2)
+				diag("could not enable VF2 memory decode");
+		}
+		close(fd);
+	}
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource0", vf2_bdf);
 	fd = open(path, O_RDWR | O_SYNC);
 	if (fd < 0)
@@ -336,6 +349,16 @@ static void t_bad_fields(void)
 	ok(rc == SC_INVALID_FIELD, "Get State 64-bit Offset beyond the state: Invalid Field (rc=%#x)", rc);
 	rc = get_state(pf_fd, 0, 1, 0, 0, buf, 16, NULL);
 	ok(rc == SC_INVALID_CTRL, "Get State CNTLID 0: Invalid Controller Identifier (rc=%#x)", rc);
+	c = (struct cmd){ .opc = OPC_MIG_RECV, .cdw10 = 1 << 16, .cdw11 = vf1_id,
+			  .cdw15 = 0x3ffff, .buf = buf, .len = 64 };
+	rc = admin(pf_fd, &c);
+	ok(rc == SC_INVALID_FIELD, "Get State NUMD of 1 MiB (above MDTS): Invalid Field (rc=%#x)", rc);
+	c = (struct cmd){ .opc = OPC_MIG_SEND, .cdw10 = 0, .cdw11 = 1 << 24 | 1 << 16 | vf1_id };
+	rc = admin(pf_fd, &c);
+	ok(rc == SC_INVALID_FIELD, "Suspend with reserved CDW11[30:24] set: Invalid Field (rc=%#x)", rc);
+	c = (struct cmd){ .opc = OPC_MIG_SEND, .cdw10 = 1, .cdw11 = 1 << 16 | vf1_id };
+	rc = admin(pf_fd, &c);
+	ok(rc == SC_INVALID_FIELD, "Resume with reserved CDW11[31:16] set: Invalid Field (rc=%#x)", rc);
 
 	rc = set_state(vf1_id, 3, 1, 0, 0, buf, 64);
 	ok(rc == SC_NOT_SUSP, "Set State on a running controller: Controller Not Suspended (rc=%#x)", rc);
@@ -408,6 +431,12 @@ static void t_suspend_get(void)
 	for (size_t off = 0; off < len; off += 16) {
 		rc = get_state(pf_fd, vf1_id, 1, 1, off, win + off, 16, NULL);
 		good &= !rc;
+	}
+	{
+		/* the vendor state's timestamp (bytes 80..87) keeps running */
+		size_t ts = HDR_LEN + 4 * le64(s + 16) + 80;
+
+		memcpy(win + ts, s + ts, 8);
 	}
 	ok(good && !memcmp(win, s, len), "Get State in 16-byte Offset/NUMD windows matches a single read");
 	memset(win, 0xaa, 64);
@@ -516,6 +545,13 @@ static void t_set_state(void)
 	rc = set_state(vf2_id, 3, 1, 0, 0, nbuf, 0);
 	ok(rc == SC_INVALID_FIELD, "Set State NUMD=0: Invalid Field (rc=%#x)", rc);
 	{
+		struct cmd c = { .opc = OPC_MIG_SEND, .cdw10 = 3 << 16 | 2,
+				 .cdw11 = 1 << 16 | vf2_id, .cdw15 = 0x40000,
+				 .buf = nbuf, .len = HDR_LEN + nlen };
+		rc = admin(pf_fd, &c);
+		ok(rc == SC_INVALID_FIELD, "Set State NUMD of 1 MiB (above MDTS): Invalid Field (rc=%#x)", rc);
+	}
+	{
 		struct cmd c = { .opc = OPC_MIG_SEND, .cdw10 = 7 << 16 | 2,
 				 .cdw11 = 1 << 16 | vf2_id, .cdw15 = (HDR_LEN + nlen) / 4,
 				 .buf = nbuf, .len = HDR_LEN + nlen };
@@ -621,6 +657,20 @@ static void t_set_state(void)
 	rc = set_state(vf2_id, 3, 1, 1, 0, bad, src_len);
 	ok(rc == SC_INVALID_FIELD, "Set State vendor state with CC.EN=0: Invalid Field (rc=%#x)", rc);
 	free(bad);
+	{
+		/* one queued event of type 9: does not fit the 8-bit AER mask */
+		size_t v = HDR_LEN + nlen;
+		uint8_t *ev = calloc(1, src_len + 4);
+		uint64_t vss = le64(s + 32) + 1;
+
+		memcpy(ev, s, src_len);
+		memcpy(ev + 32, &vss, 8);
+		ev[v + 14] += 1;			/* NAEREVT */
+		ev[src_len] = 9;
+		rc = set_state(vf2_id, 3, 1, 1, 0, ev, src_len + 4);
+		ok(rc == SC_INVALID_FIELD, "Set State vendor state with an event type > 7: Invalid Field (rc=%#x)", rc);
+		free(ev);
+	}
 	rc = set_state(vf2_id, 3, 1, 1, 0, s, src_len);
 	ok(!rc, "Set State with NVMe + vendor state onto VF2 (rc=%#x)", rc);
 	d = read_state(vf2_id, 1, 1, &len, NULL);
@@ -856,6 +906,11 @@ static void t_cdq(void)
 	ok(rc == SC_INVALID_FIELD, "Set Features 21h HP beyond the queue: Invalid Field (rc=%#x)", rc);
 	rc = cdq_set_head(7, 0, 0, 0);
 	ok(rc == SC_INVALID_CDQ, "Set Features 21h unknown CDQID: Invalid Controller Data Queue (rc=%#x)", rc);
+	{
+		struct cmd c = { .opc = OPC_SET_FEAT, .cdw10 = 1u << 31 | 0x21, .cdw11 = id };
+		rc = admin(pf_fd, &c);
+		ok(rc == (DNR | 0x10d), "Set Features 21h with SV=1: Feature Identifier Not Saveable (rc=%#x)", rc);
+	}
 	rc = cdq_set_head(id, 2, 1, 3);
 	ok(!rc, "Set Features 21h HP=2 (consumed both), ETPT with TPT=3 (rc=%#x)", rc);
 

@@ -10,7 +10,8 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
-OUT=$(realpath -m "${1:-$(mktemp -d /tmp/nvp-lm-test.XXXXXX)}")
+# not under /tmp: the guest mounts a tmpfs there
+OUT=$(realpath -m "${1:-${NVP_CACHE:-$HOME/.cache/nvme-vfio-pci}/lm-test}")
 mkdir -p "$OUT"
 
 if [ -z "${NVP_QEMU:-}" ]; then

@@ -42,6 +42,20 @@ else
 	log "no selftests in $ST"
 fi
 
+# The PF going away while a VF is bound: fenced, nothing crashes, and a
+# rebound PF is discovered afresh.
+pf_reset() { echo 1 >"$SYSPCI/$NVP_PF/reset" && wait_for 30 nvme_dev_of "$NVP_PF" >/dev/null; }
+chk "PF reset with VFs bound" pf_reset
+chk "VF rebinds after PF reset" bash -c ". tools/testbed/guest/lib.sh; unbind $VF2 && bind $VF2 $NVP_DRIVER"
+chk "PF unbind with a VF bound fences the migration controller" bash -c "
+	echo $NVP_PF > /sys/bus/pci/drivers/nvme/unbind && dmesg | grep -q '$NVP_PF: migration controller fenced: PF driver unbinding'"
+chk "VF probe refused while the PF is unbound" bash -c ". tools/testbed/guest/lib.sh
+	unbind $VF2; ! bind $VF2 $NVP_DRIVER && dmesg | grep -q 'nvme_vfio_pci $VF2: PF is not a live nvme-pci controller'"
+chk "bound VF unbinds cleanly after PF loss" bash -c "echo $VF1 > /sys/bus/pci/drivers/$NVP_DRIVER/unbind"
+chk "PF rebinds to nvme" bash -c ". tools/testbed/guest/lib.sh; echo > $SYSPCI/$NVP_PF/driver_override
+	echo $NVP_PF > /sys/bus/pci/drivers/nvme/bind && wait_for 30 nvme_dev_of $NVP_PF >/dev/null"
+chk "VFs bind again after the PF is rebound" bash -c ". tools/testbed/guest/lib.sh; bind $VF1 $NVP_DRIVER && bind $VF2 $NVP_DRIVER"
+
 chk "VFs unbind" bash -c "echo $VF1 > /sys/bus/pci/drivers/$NVP_DRIVER/unbind && echo $VF2 > /sys/bus/pci/drivers/$NVP_DRIVER/unbind"
 chk "module unloads" rmmod nvme_vfio_pci
 chk "module reloads and rebinds after PF re-provisioning" bash -c "
