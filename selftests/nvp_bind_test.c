@@ -37,7 +37,13 @@ FIXTURE_SETUP(bind)
 		self->nbdf = 2;
 	}
 	for (int i = 0; i < self->nbdf; i++) {
+		char pf[32];
+
 		ASSERT_TRUE(nvp_pci_is_vf(self->bdf[i])) TH_LOG("%s is not a VF", self->bdf[i]);
+		ASSERT_EQ(0, nvp_pci_physfn(self->bdf[i], pf, sizeof(pf))) TH_LOG("%s", nvp_lasterr());
+		if (nvp_env("NVP_PF"))
+			ASSERT_STREQ(nvp_env("NVP_PF"), pf)
+				TH_LOG("%s is a VF of %s, not of NVP_PF", self->bdf[i], pf);
 		NVP_ASSERT_BOUND_TO_DRIVER(self->bdf[i]);
 	}
 }

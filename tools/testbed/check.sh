@@ -29,9 +29,10 @@ tap_count() { # FILE -> "pass fail"
 }
 
 timed set-up step "set-up" "$NVP_ROOT/tools/testbed/setup.sh" || die "set-up failed"
-KDIR=$(timed kernel "$NVP_ROOT/tools/testbed/build-kernel.sh" | tail -1) || die "kernel build failed"
+t0=$SECONDS
+KDIR=$("$NVP_ROOT/tools/testbed/build-kernel.sh" | tail -1) || die "kernel build failed"
+T[kernel]=$((SECONDS - t0))
 [ -d "$KDIR" ] || die "kernel build failed"
-T[kernel]=${T[kernel]:-0}
 
 build_module() { make -s -C "$KDIR" M="$NVP_ROOT" LLVM="$NVP_LLVM" CLIPPY=1 modules; }
 if timed module step "module (CONFIG_WERROR, clippy)" build_module; then

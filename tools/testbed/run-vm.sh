@@ -51,7 +51,7 @@ truncate -s 64M "$OUT/ns1.img" "$OUT/ns2.img"
 
 PF_OPTS=${NVP_PF_OPTS:-}
 args=(
-	-machine q35 -accel tcg -cpu max -smp 2 -m "$MEM"
+	-machine q35 -accel tcg -cpu max,tsc-deadline=off -smp 2 -m "$MEM"
 	-nographic -no-reboot -nic none -serial mon:stdio
 	-kernel "$KERNEL" -initrd "$INITRD"
 	-append "console=ttyS0 panic=-1 nvp.cmd=$OUT/cmd.sh nvp.out=$OUT nvp.repo=$NVP_ROOT"
@@ -74,7 +74,7 @@ args=(
 t0=$SECONDS
 set +e
 timeout --foreground -k 10 "$TIMEOUT" "$QEMU" "${args[@]}" </dev/null 2>&1 |
-	tr -d '\r' | tee "$OUT/console.log" | { if [ -n "${NVP_QUIET:-}" ]; then cat >/dev/null; else cat; fi; }
+	sed -u 's/\r$//' | tee "$OUT/console.log" | { if [ -n "${NVP_QUIET:-}" ]; then cat >/dev/null; else cat; fi; }
 qrc=${PIPESTATUS[0]}
 set -e
 echo "VM ran for $((SECONDS - t0)) s" >>"$OUT/console.log"

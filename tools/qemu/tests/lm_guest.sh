@@ -24,13 +24,23 @@ export LM_PF_IDENTITY=$pf_identity
 provision_vfs 2 || { echo "not ok 1 - provision VFs"; exit 1; }
 vf1=$(vf_bdf 1)
 vf2=$(vf_bdf 2)
+
+# The cross-VF test lets VF2 continue VF1's queues in place: both need
+# identity IOMMU domains so that their bus addresses coincide.
+vf_identity=1
+for vf in "$vf1" "$vf2"; do
+	g=$(basename "$(readlink -f "$SYSPCI/$vf/iommu_group")")
+	echo identity >"/sys/kernel/iommu_groups/$g/type" 2>/dev/null || vf_identity=0
+	log "$vf IOMMU group $g: $(cat "/sys/kernel/iommu_groups/$g/type")"
+done
+export LM_VF_IDENTITY=$vf_identity
 bind "$vf1" nvme || { echo "not ok 1 - bind $vf1 to nvme"; exit 1; }
 wait_for 20 nvme_dev_of "$vf1" >/dev/null || { echo "not ok 1 - $vf1 has no nvme device"; exit 1; }
 dev=$(nvme_dev_of "$vf1")
 wait_for 20 test -b "${dev}n1" || log "no ${dev}n1"
 log "VF1 $vf1 -> $dev; VF2 $vf2 unbound"
 
-"$NVP_OUT/lm_test" "$NVP_PF" "$vf1" "$vf2" | tee "$NVP_OUT/lm_test.tap"
+"$NVP_OUT/lm_test" "$NVP_PF" "$vf1" "$vf2" "$@" | tee "$NVP_OUT/lm_test.tap"
 rc=${PIPESTATUS[0]}
 if ! scan_kernel_log; then
 	echo "# kernel log shows problems (see above)"

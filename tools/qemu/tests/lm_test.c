@@ -10,7 +10,8 @@
  * but unbound: the test enables it by hand through its BAR0 (no DMA is
  * ever started on it) to use it as a Set Controller State destination.
  *
- * usage: lm_test PF_BDF VF1_BDF VF2_BDF
+ * usage: lm_test PF_BDF VF1_BDF VF2_BDF [GROUP...]
+ *   GROUP: identify vf fields suspend doorbell setstate reset cdq cross
  * Output: TAP ("1..N", "ok N - name", "not ok N - name").
  */
 #define _GNU_SOURCE
@@ -992,13 +993,131 @@ static void t_cdq(void)
 	close(vf1_ns_fd);
 }
 
+/*
+ * --- VF2 continues VF1's queues ------------------------------------------
+ *
+ * With VF1 and VF2 in identity IOMMU domains their bus addresses
+ * coincide, so VF2 can take over VF1's queues in place: a read submitted
+ * to the suspended VF1 (doorbell latched, SQE not fetched) is moved with
+ * Get/Set Controller State to VF2, which fetches it on Resume, reads the
+ * data into the reader's buffer and posts the completion into VF1's CQ
+ * with the phase restored from S0PT. The VF1 driver notices at its I/O
+ * timeout (it polls the CQ then); the data is checked.
+ */
+static void t_cross_migrate(void)
+{
+	int to_child[2], from_child[2], rc, st;
+	uint8_t *s, res = 0xff;
+	size_t len;
+	char ns[64], go = 1;
+	pid_t pid;
+	time_t t0;
+
+	if (!getenv("LM_VF_IDENTITY") || !atoi(getenv("LM_VF_IDENTITY"))) {
+		ok(1, "# SKIP cross-VF test needs identity IOMMU domains for the VFs");
+		return;
+	}
+	if (!vf2_bar && vf2_map()) {
+		ok(0, "map VF2 BAR0");
+		return;
+	}
+	snprintf(ns, sizeof(ns), "%sn1", nvme_dev_of(vf1_bdf));
+	vf1_ns_fd = open(ns, O_RDWR | O_DIRECT);
+	if (vf1_ns_fd < 0 || (!iobuf && posix_memalign(&iobuf, 4096, 4096))) {
+		ok(0, "open %s", ns);
+		return;
+	}
+	memset(iobuf, 0x5a, 4096);
+	memcpy(iobuf, "LM-CROSS-VF", 11);
+	ok(pwrite(vf1_ns_fd, iobuf, 4096, 4096 * 300) == 4096, "write a pattern through VF1");
+
+	rc = suspend(vf1_id, 1);
+	ok(!rc, "Suspend VF1 (rc=%#x)", rc);
+	if (pipe(to_child) || pipe(from_child))
+		return;
+	pid = fork();
+	if (!pid) {
+		void *b;
+
+		if (posix_memalign(&b, 4096, 4096))
+			_exit(1);
+		memset(b, 0, 4096);
+		res = pread(vf1_ns_fd, b, 4096, 4096 * 300) == 4096 &&
+		      !memcmp(b, iobuf, 4096) ? 0 : 2;
+		if (write(from_child[1], &res, 1) != 1)
+			_exit(1);
+		/* keep the buffer until VF1 has been resumed */
+		if (read(to_child[0], &go, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	sleep(1);
+
+	s = read_state(vf1_id, 1, 1, &len, NULL);
+	{
+		int nsq = s ? le16(s + HDR_LEN + 2) : 0, pending = 0;
+
+		for (int i = 0; i < nsq; i++) {
+			uint8_t *e = s + HDR_LEN + 8 + 24 * i;
+
+			pending |= le16(e + 16) != le16(e + 18);
+		}
+		ok(s && pending, "VF1's state holds an SQ with tail != head (the latched read)");
+	}
+	if (!s)
+		return;
+
+	vf2_disable();
+	ok(vf2_enable() == 0, "enable VF2 as the destination");
+	rc = suspend(vf2_id, 1);
+	ok(!rc, "Suspend VF2 (rc=%#x)", rc);
+	rc = set_state(vf2_id, 3, 1, 1, 0, s, len);
+	ok(!rc, "Set State: VF1's full state onto VF2 (rc=%#x)", rc);
+	rc = resume(vf2_id);
+	ok(!rc, "Resume VF2 (rc=%#x)", rc);
+
+	t0 = time(NULL);
+	rc = read(from_child[0], &res, 1);
+	ok(rc == 1 && res == 0,
+	   "the read latched on VF1 was completed by VF2 with the right data (%ld s, VF1 driver polled at its timeout)",
+	   (long)(time(NULL) - t0));
+
+	/* VF2 is done; VF1 re-fetches the same read (same data, same slot) */
+	vf2_disable();
+	rc = resume(vf1_id);
+	ok(!rc, "Resume VF1 (rc=%#x)", rc);
+	usleep(500000);
+	if (write(to_child[1], &go, 1) != 1)
+		diag("child gone");
+	waitpid(pid, &st, 0);
+	memset(iobuf, 0, 4096);
+	ok(pread(vf1_ns_fd, iobuf, 4096, 4096 * 300) == 4096 && !memcmp(iobuf, "LM-CROSS-VF", 11),
+	   "VF1 still works afterwards");
+	free(s);
+	close(vf1_ns_fd);
+}
+
+static char **groups;
+static int ngroups;
+
+/* no GROUP arguments: every group */
+static int want(const char *g)
+{
+	if (!ngroups)
+		return 1;
+	for (int i = 0; i < ngroups; i++)
+		if (!strcmp(groups[i], g))
+			return 1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	char *dev;
 	uint8_t id[4096];
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: %s PF_BDF VF1_BDF VF2_BDF\n", argv[0]);
+	if (argc < 4) {
+		fprintf(stderr, "usage: %s PF_BDF VF1_BDF VF2_BDF [GROUP...]\n", argv[0]);
 		return 2;
 	}
 	pf_bdf = argv[1];
@@ -1021,15 +1140,27 @@ int main(int argc, char **argv)
 	vf2_id = vf1_id + 1;
 	diag("PF %s, VF1 %s (cntlid %u), VF2 %s (cntlid %u)", pf_bdf, vf1_bdf, vf1_id, vf2_bdf, vf2_id);
 
-	t_identify();
-	t_vf_rejects();
-	t_bad_fields();
-	t_suspend_get();
-	t_latched_doorbell();
-	t_set_state();
-	t_reset_clears();
 	pf_identity = getenv("LM_PF_IDENTITY") && atoi(getenv("LM_PF_IDENTITY"));
-	t_cdq();
+	groups = argv + 4;
+	ngroups = argc - 4;
+	if (want("identify"))
+		t_identify();
+	if (want("vf"))
+		t_vf_rejects();
+	if (want("fields"))
+		t_bad_fields();
+	if (want("suspend") || want("setstate"))
+		t_suspend_get();	/* setstate needs its state */
+	if (want("doorbell"))
+		t_latched_doorbell();
+	if (want("setstate"))
+		t_set_state();
+	if (want("reset"))
+		t_reset_clears();
+	if (want("cdq"))
+		t_cdq();
+	if (want("cross"))
+		t_cross_migrate();
 
 	printf("1..%d\n", test_no);
 	printf("# %d passed, %d failed\n", test_no - failed, failed);

@@ -36,7 +36,7 @@ if [ -d "$ST" ]; then
 		[ -x "$t" ] || continue
 		log "running $(basename "$t")"
 		NVP_VF=$VF1 NVP_VF2=$VF2 NVP_PF=$NVP_PF NVP_NONVF=$NVP_NONVF NVP_DRIVER=$NVP_DRIVER \
-			timeout 300 "$t" 2>&1 | tee -a "$NVP_OUT/kselftest.tap"
+			timeout 400 "$t" 2>&1 | tee -a "$NVP_OUT/kselftest.tap"
 	done
 else
 	log "no selftests in $ST"

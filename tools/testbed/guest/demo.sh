@@ -27,7 +27,7 @@ log "VF $VF1: driver $(driver_of "$VF1"), /dev/vfio/devices/$cdev, IOMMU group $
 
 # Userspace NVMe driver on the VF through VFIO: enable, I/O queue, write, read back.
 ST=${NVP_SELFTESTS:-$NVP_REPO/build/selftests}
-io=$ST/nvp_vfio_test
+io=$ST/nvp_nvme_test
 if [ -x "$io" ]; then
 	out=$(NVP_VF=$VF1 NVP_PF=$NVP_PF NVP_DRIVER=$NVP_DRIVER timeout 300 "$io" 2>&1)
 	echo "$out" | grep -E "^(ok|not ok) " | sed 's/^/  /'
