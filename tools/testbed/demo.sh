@@ -15,8 +15,9 @@ step "test programs" "$NVP_ROOT/tools/testbed/build-selftests.sh" "$BUILD"
 OUT=$BUILD/vm-demo
 rm -rf "$OUT"; mkdir -p "$OUT"
 rc=0
-NVP_SELFTESTS=$BUILD/selftests step "VM: bind a VF and use it" \
+NVP_QUIET=1 NVP_SELFTESTS=$BUILD/selftests step "VM: bind a VF and use it" \
 	"$NVP_ROOT/tools/testbed/run-vm.sh" "$OUT" "$NVP_ROOT/tools/testbed/guest/demo.sh" || rc=$?
+grep -E '^\[guest |^  (ok|not ok) |nvme_vfio_pci|migration controller' "$OUT/console.log" | grep -v resetting | sed 's/^/  | /' || true
 # shellcheck disable=SC1091
 . "$OUT/demo.env" 2>/dev/null || true
 echo
@@ -24,7 +25,7 @@ echo "================ nvme-vfio-pci demo ================"
 echo " VF:                  ${DEMO_VF:-?} bound to ${DEMO_DRIVER:-?} (${DEMO_CDEV:-?})"
 echo " secondary controller ${DEMO_SCID:-?} (CNTLID of the VF, from Identify CNS 15h on the PF)"
 echo " PF:                  ${DEMO_PF_LINE:-?}"
-echo " VFIO userspace I/O:  ${DEMO_TESTS_PASSED:-0} checks passed, ${DEMO_TESTS_FAILED:-?} failed"
+echo " VFIO userspace I/O:  ${DEMO_TESTS_PASSED:-0} checks passed, ${DEMO_TESTS_FAILED:-?} failed, ${DEMO_TESTS_SKIPPED:-?} skipped (both VFs: enable, Identify, I/O queue, write + read back, reset)"
 echo " result:              ${DEMO_RESULT:-no result (VM exit $rc)}"
 echo " total time:          $((SECONDS - t0)) s (console log: $OUT/console.log)"
 echo "===================================================="

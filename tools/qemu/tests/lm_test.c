@@ -206,14 +206,17 @@ static int vf2_map(void)
 	char path[256];
 	int fd;
 
-	/* QEMU's VFs honour their own Memory Space Enable: set it */
+	/*
+	 * QEMU's VFs honour their own Memory Space and Bus Master Enable bits
+	 * (no driver sets them on the unbound VF2): set both
+	 */
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", vf2_bdf);
 	fd = open(path, O_RDWR);
 	if (fd >= 0) {
 		uint16_t cmd = 0;
 
 		if (pread(fd, &cmd, 2, 4) == 2) {
-			cmd |= 0x2;
+			cmd |= 0x6;
 			if (pwrite(fd, &cmd, 2, 4) != 2)
 				diag("could not enable VF2 memory decode");
 		}

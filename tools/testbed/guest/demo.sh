@@ -9,8 +9,9 @@ fail() { log "FAILED: $*"; echo "DEMO_RESULT=failed: $*" >>"$NVP_OUT/demo.env"; 
 : >"$NVP_OUT/demo.env"
 load_module || fail "module did not load"
 provision_vfs 2 || fail "VF provisioning failed"
-VF1=$(vf_bdf 1)
+VF1=$(vf_bdf 1); VF2=$(vf_bdf 2)
 bind "$VF1" "$NVP_DRIVER" || fail "VF $VF1 did not bind to $NVP_DRIVER"
+bind "$VF2" "$NVP_DRIVER" || fail "VF $VF2 did not bind to $NVP_DRIVER"
 line=$(dmesg | grep "nvme_vfio_pci $VF1: bound:" | tail -1)
 pfline=$(dmesg | grep "migration controller nvme" | tail -1)
 log "$line"
@@ -29,12 +30,14 @@ log "VF $VF1: driver $(driver_of "$VF1"), /dev/vfio/devices/$cdev, IOMMU group $
 ST=${NVP_SELFTESTS:-$NVP_REPO/build/selftests}
 io=$ST/nvp_nvme_test
 if [ -x "$io" ]; then
-	out=$(NVP_VF=$VF1 NVP_PF=$NVP_PF NVP_DRIVER=$NVP_DRIVER timeout 300 "$io" 2>&1)
+	out=$(NVP_VF=$VF1 NVP_VF2=$VF2 NVP_PF=$NVP_PF NVP_DRIVER=$NVP_DRIVER timeout 300 "$io" 2>&1)
 	echo "$out" | grep -E "^(ok|not ok) " | sed 's/^/  /'
-	echo "DEMO_TESTS_PASSED=$(echo "$out" | grep -cE '^ok ')" >>"$NVP_OUT/demo.env"
+	echo "DEMO_TESTS_PASSED=$(echo "$out" | grep -E '^ok ' | grep -vc '# SKIP')" >>"$NVP_OUT/demo.env"
+	echo "DEMO_TESTS_SKIPPED=$(echo "$out" | grep -E '^ok ' | grep -c '# SKIP')" >>"$NVP_OUT/demo.env"
 	echo "DEMO_TESTS_FAILED=$(echo "$out" | grep -cE '^not ok ')" >>"$NVP_OUT/demo.env"
 fi
 unbind "$VF1"
+unbind "$VF2"
 rmmod nvme_vfio_pci || fail "rmmod failed"
 scan_kernel_log >/dev/null || fail "kernel log shows a BUG/WARNING"
 echo "DEMO_RESULT=ok" >>"$NVP_OUT/demo.env"
