@@ -212,7 +212,10 @@ unsafe extern "C" fn mig_write(
     from_result(|| mf.write(buf.cast(), len))
 }
 
-/// `release`: drop the file's reference.
+/// `release`: drop the file's reference. The data stays with the VF's
+/// migration state: a VMM may close the resume fd before it moves the
+/// device to STOP, and the state machine disables the file when it leaves
+/// the data state.
 ///
 /// # Safety
 ///
@@ -220,8 +223,7 @@ unsafe extern "C" fn mig_write(
 unsafe extern "C" fn mig_release(_inode: *mut bindings::inode, filp: *mut bindings::file) -> c_int {
     // SAFETY: The file owned this reference since `create`; this is the
     // only place it is released.
-    let mf = unsafe { Arc::<MigFile>::from_foreign((*filp).private_data.cast()) };
-    mf.disable();
+    drop(unsafe { Arc::<MigFile>::from_foreign((*filp).private_data.cast()) });
     0
 }
 

@@ -97,7 +97,7 @@ pub(crate) fn get_state(
     let total = total as usize;
     let mut out = KVVec::from_elem(0u8, total, GFP_KERNEL).map_err(Error::from)?;
     out[..hdr.len()].copy_from_slice(&hdr);
-    let chunk = pf.max_xfer() & !3;
+    let chunk = (pf.max_xfer() & !3).max(4);
     let mut off = hdr.len();
     while off < total {
         let n = chunk.min(total - off);
@@ -124,7 +124,7 @@ pub(crate) fn set_state(
     if data.is_empty() || data.len() % 4 != 0 {
         return Err(EINVAL.into());
     }
-    let chunk = pf.max_xfer() & !3;
+    let chunk = (pf.max_xfer() & !3).max(4);
     let n = data.len().div_ceil(chunk);
     for i in 0..n {
         let off = i * chunk;

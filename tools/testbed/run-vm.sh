@@ -53,6 +53,7 @@ PF_OPTS=${NVP_PF_OPTS:-}
 args=(
 	-machine q35 -accel tcg -cpu max,tsc-deadline=off -smp 2 -m "$MEM"
 	-nographic -no-reboot -nic none -serial mon:stdio
+	-L /usr/share/qemu -L /usr/share/seabios
 	-kernel "$KERNEL" -initrd "$INITRD"
 	-append "console=ttyS0 panic=-1 nvp.cmd=$OUT/cmd.sh nvp.out=$OUT nvp.repo=$NVP_ROOT"
 	-fsdev "local,id=hostroot,path=/,security_model=none,readonly=on"

@@ -1085,11 +1085,50 @@ static void t_cross_migrate(void)
 	   "the read latched on VF1 was completed by VF2 with the right data (%ld s, VF1 driver polled at its timeout)",
 	   (long)(time(NULL) - t0));
 
-	/* VF2 is done; VF1 re-fetches the same read (same data, same slot) */
+	{
+		uint8_t hdr[HDR_LEN];
+		uint32_t dw0 = 0;
+
+		rc = get_state(pf_fd, vf1_id, 0, 0, 0, hdr, sizeof(hdr), &dw0);
+		ok(!rc && (dw0 & 1), "VF1 was still suspended then: VF2 executed the read");
+	}
+
+	/*
+	 * Clean up. VF1's own state is stale (it would fetch the read again
+	 * and its CQ head is now past its tail), which never happens in a real
+	 * migration because the source is not resumed. Resume it so that it
+	 * processes admin commands, and have the driver reset it; the child
+	 * keeps its buffer until then.
+	 */
 	vf2_disable();
 	rc = resume(vf1_id);
 	ok(!rc, "Resume VF1 (rc=%#x)", rc);
-	usleep(500000);
+	{
+		char path[256], state[32] = "";
+		const char *dev = strrchr(nvme_dev_of(vf1_bdf), '/') + 1;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/sys/class/nvme/%s/reset_controller", dev);
+		f = fopen(path, "w");
+		if (f) {
+			fputs("1\n", f);
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "/sys/class/nvme/%s/state", dev);
+		for (int i = 0; i < 200; i++) {
+			usleep(100000);
+			f = fopen(path, "r");
+			if (f) {
+				if (!fgets(state, sizeof(state), f))
+					state[0] = 0;
+				fclose(f);
+			}
+			if (!strncmp(state, "live", 4))
+				break;
+		}
+		state[strcspn(state, "\n")] = 0;
+		ok(!strncmp(state, "live", 4), "VF1 controller reset by its driver (state %s)", state);
+	}
 	if (write(to_child[1], &go, 1) != 1)
 		diag("child gone");
 	waitpid(pid, &st, 0);
