@@ -16,7 +16,7 @@ declare -A P F
 record() { SUITES+=("$1"); P[$1]=$2; F[$1]=$3; echo "--- suite $1: $2 passed, $3 failed"; }
 declare -A T
 timed() { local name=$1; shift; local t0=$SECONDS; "$@"; local rc=$?; T[$name]=$((${T[$name]:-0} + SECONDS - t0)); return $rc; }
-T_ORDER=(set-up kernel module host-tests selftests-build vm)
+T_ORDER=(set-up kernel qemu module host-tests selftests-build vm)
 
 # TAP: "ok N" / "not ok N" lines (kselftest and our guest checks); SKIP counts as passed.
 tap_count() { # FILE -> "pass fail"
@@ -33,6 +33,13 @@ t0=$SECONDS
 KDIR=$("$NVP_ROOT/tools/testbed/build-kernel.sh" | tail -1) || die "kernel build failed"
 T[kernel]=$((SECONDS - t0))
 [ -d "$KDIR" ] || die "kernel build failed"
+
+# The TP4159 device model: the PF of the test VM runs on it.
+t0=$SECONDS
+QEMU=$("$NVP_ROOT/tools/qemu/build-qemu.sh" | tail -1) || die "QEMU device model build failed"
+T[qemu]=$((SECONDS - t0))
+[ -x "$QEMU" ] || die "QEMU device model build failed"
+export NVP_QEMU=$QEMU NVP_PF_OPTS=hmlms=on
 
 build_module() { make -s -C "$KDIR" M="$NVP_ROOT" LLVM="$NVP_LLVM" CLIPPY=1 modules; }
 if timed module step "module (CONFIG_WERROR, clippy)" build_module; then

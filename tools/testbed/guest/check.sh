@@ -29,6 +29,12 @@ chk "VF1 is not bound without driver_override" bash -c "
 	[ \$r != 0 ] && [ ! -e /sys/bus/pci/devices/$VF1/driver ]"
 bind "$VF1" "$NVP_DRIVER"
 
+# On a PF with TP4159 the migration tests must run, not skip.
+if dmesg | grep -q "migration controller nvme.*HMLMS yes"; then
+	export NVP_EXPECT_MIGRATION=1
+	log "PF supports Host Managed Live Migration: migration tests are required"
+fi
+
 ST=${NVP_SELFTESTS:-$NVP_REPO/build/selftests}
 if [ -d "$ST" ]; then
 	: >"$NVP_OUT/kselftest.tap"
