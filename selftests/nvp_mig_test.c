@@ -202,7 +202,11 @@ FIXTURE_TEARDOWN(mig)
 	nvp_vfio_close(&self->v1);
 }
 
-/* Give VF2 the guest's memory at the same IOVAs. */
+/*
+ * Give VF2 the guest's memory at the same IOVAs, and the PCI command
+ * register the guest set (a VMM restores config space itself: it is not
+ * part of the device's migration data).
+ */
 static int map_guest_into(struct nvp_nvme *n, struct nvp_vfio *dst)
 {
 	struct { void *va; uint64_t iova; } pages[] = {
@@ -218,7 +222,7 @@ static int map_guest_into(struct nvp_nvme *n, struct nvp_vfio *dst)
 		if (ret && ret != -EEXIST)
 			return ret;
 	}
-	return 0;
+	return nvp_bus_master(dst, true);
 }
 
 static int write_blocks(struct nvp_nvme *n, uint64_t lba0, uint32_t gen)

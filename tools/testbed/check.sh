@@ -73,6 +73,12 @@ NVP_QUIET=1 NVP_SELFTESTS=$BUILD/selftests timed vm step "VM: boot, KUnit, guest
 echo "VM exit status $vm_rc; console log: $VMOUT/console.log"
 grep -E "^(ok|not ok|# )" "$VMOUT/console.log" | grep -vE "^# (PASSED|FAILED|RUN|OK|SKIP|Totals)" | tail -n 80 || true
 
+LMOUT=$BUILD/vm-lm
+rm -rf "$LMOUT"; mkdir -p "$LMOUT"
+lm_rc=0
+NVP_QUIET=1 timed vm step "VM: TP4159 device-model conformance (lm_test)" \
+	"$NVP_ROOT/tools/qemu/tests/run-lm-test.sh" "$LMOUT" || lm_rc=$?
+
 # KUnit: the suite summaries the module printed when it loaded.
 read -r kp kf < <(awk '/# nvme_vfio_pci[a-z_]*: pass:/ {
 	for (i = 1; i <= NF; i++) { if ($i ~ /^pass:/) p += substr($i, 6); if ($i ~ /^fail:/) f += substr($i, 6) } }
@@ -82,6 +88,8 @@ record kunit "$kp" "$kf"
 read -r gp gf < <(tap_count "$VMOUT/guest-checks.tap"); record guest-checks "$gp" "$gf"
 read -r sp sf < <(tap_count "$VMOUT/kselftest.tap"); [ "$sp" -gt 0 ] || sf=$((sf + 1)); record kselftest "$sp" "$sf"
 [ "$vm_rc" = 0 ] || record vm-exit 0 1
+read -r lp lf < <(tap_count "$LMOUT/lm_test.tap"); [ "$lp" -gt 0 ] || lf=$((lf + 1)); record device-model "$lp" "$lf"
+[ "$lm_rc" = 0 ] || [ "$lf" -gt 0 ] || record device-model-exit 0 1
 
 echo
 echo "Time per phase:"

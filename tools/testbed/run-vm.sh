@@ -16,6 +16,7 @@
 #   NVP_TIMEOUT  seconds before the VM is killed (default 600)
 #   NVP_MEM      L1 memory (default 4G)
 #   NVP_PF_OPTS  extra properties for the SR-IOV NVMe PF (e.g. hmlms=on)
+#   NVP_QEMU_ARGS extra QEMU arguments (word-split), e.g. "-trace pci_nvme_err*"
 # The guest's exit status is the script's; 124 = timeout, 125 = no exit seen.
 #
 # Devices: intel-iommu (interrupt remapping), an NVMe SR-IOV PF at 01:00.0 in
@@ -71,6 +72,8 @@ args=(
 	-drive "file=$OUT/ns2.img,if=none,id=nvm2,format=raw"
 	-device nvme-ns,drive=nvm2,nsid=1,bus=plain0
 )
+# shellcheck disable=SC2206
+[ -z "${NVP_QEMU_ARGS:-}" ] || args+=($NVP_QEMU_ARGS)
 
 t0=$SECONDS
 set +e

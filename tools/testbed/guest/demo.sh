@@ -36,6 +36,18 @@ if [ -x "$io" ]; then
 	echo "DEMO_TESTS_SKIPPED=$(echo "$out" | grep -E '^ok ' | grep -c '# SKIP')" >>"$NVP_OUT/demo.env"
 	echo "DEMO_TESTS_FAILED=$(echo "$out" | grep -cE '^not ok ')" >>"$NVP_OUT/demo.env"
 fi
+mig=$ST/nvp_mig_test
+if [ -x "$mig" ]; then
+	out=$(NVP_VF=$VF1 NVP_VF2=$VF2 NVP_PF=$NVP_PF NVP_DRIVER=$NVP_DRIVER NVP_EXPECT_MIGRATION=1 timeout 600 "$mig" 2>&1)
+	echo "$out" | grep -E "^(ok|not ok) |stream:|carries on" | sed 's/^/  /'
+	{
+		echo "DEMO_VF2=$VF2"
+		echo "DEMO_STREAM_BYTES=$(echo "$out" | sed -n 's/.*stream: \([0-9]*\) bytes.*/\1/p' | head -1)"
+		echo "DEMO_MIG_PASSED=$(echo "$out" | grep -E '^ok ' | grep -vc '# SKIP')"
+		echo "DEMO_MIG_FAILED=$(echo "$out" | grep -cE '^not ok ')"
+	} >>"$NVP_OUT/demo.env"
+	echo "$out" | grep -qE '^not ok ' && fail "migration checks failed"
+fi
 unbind "$VF1"
 unbind "$VF2"
 rmmod nvme_vfio_pci || fail "rmmod failed"
