@@ -450,4 +450,91 @@ TEST_F_TIMEOUT(mig, bad_streams_refused_destination_usable, 300)
 	EXPECT_EQ(0, verify_blocks(&self->n, self->lba0, self->gen));
 }
 
+/*
+ * A VF whose guest never enabled its controller (no queues, zero
+ * addresses) migrates too, and the destination's guest can then enable it.
+ */
+TEST_F_TIMEOUT(mig, never_enabled_vf_migrates, 300)
+{
+	struct nvp_nvme n2 = { 0 };
+	uint8_t *stream = NULL;
+	ssize_t len;
+
+	/* FLR: VF1's controller is disabled, its admin queue gone. */
+	ASSERT_EQ(0, nvp_vfio_reset(&self->v1));
+	ASSERT_EQ(0u, nvp_reg32(&self->n, NVME_REG_CSTS) & NVME_CSTS_RDY);
+	len = save(_metadata, &self->v1, &stream);
+	ASSERT_GT(len, (ssize_t)0) TH_LOG("save of a never-enabled VF: %s", strerror((int)-len));
+	ASSERT_EQ(0, load(&self->v2, stream, len)) TH_LOG("load: %s", strerror(errno));
+	free(stream);
+	ASSERT_EQ(0, mig_set(&self->v2, VFIO_DEVICE_STATE_RUNNING, NULL));
+	/* Still disabled on VF2, and a guest can bring it up from scratch. */
+	ASSERT_EQ(0, nvp_nvme_init(&n2, &self->v2, NVP_IOVA_BASE_DEFAULT + 0x200000))
+		TH_LOG("%s", nvp_lasterr());
+	EXPECT_EQ(0u, nvp_reg32(&n2, NVME_REG_CSTS) & NVME_CSTS_RDY);
+	ASSERT_EQ(0, nvp_nvme_enable(&n2)) TH_LOG("%s", nvp_lasterr());
+	ASSERT_EQ(0, nvp_nvme_identify_ctrl(&n2)) TH_LOG("%s", nvp_lasterr());
+	ASSERT_EQ(0, nvp_nvme_identify_ns(&n2, NSID)) TH_LOG("%s", nvp_lasterr());
+	ASSERT_EQ(0, nvp_nvme_create_ioq(&n2)) TH_LOG("%s", nvp_lasterr());
+	ASSERT_EQ(0, write_blocks(&n2, self->lba0, self->gen)) TH_LOG("%s", nvp_lasterr());
+	EXPECT_EQ(0, verify_blocks(&n2, self->lba0, self->gen));
+	nvp_nvme_disable(&n2);
+	nvp_nvme_fini(&n2);
+}
+
+/* VF1 -> VF2 -> VF1 -> VF2: the same queues and data each time. */
+TEST_F_TIMEOUT(mig, ping_pong, 600)
+{
+	struct nvp_vfio *from = &self->v1, *to = &self->v2, *t;
+	uint8_t *stream = NULL;
+	ssize_t len;
+	int round;
+
+	ASSERT_EQ(0, map_guest_into(&self->n, &self->v2));
+	ASSERT_EQ(0, write_blocks(&self->n, self->lba0, self->gen));
+	for (round = 0; round < 3; round++) {
+		/* The destination starts clean: reset, RUNNING, no queues. */
+		ASSERT_EQ(0, nvp_vfio_reset(to));
+		ASSERT_EQ(0, mig_set(to, VFIO_DEVICE_STATE_RUNNING, NULL));
+		len = save(_metadata, from, &stream);
+		ASSERT_GT(len, (ssize_t)0) TH_LOG("round %d save", round);
+		ASSERT_EQ(0, load(to, stream, len)) TH_LOG("round %d load: %s", round, strerror(errno));
+		free(stream);
+		stream = NULL;
+		ASSERT_EQ(0, mig_set(to, VFIO_DEVICE_STATE_RUNNING, NULL));
+		self->n.v = to;
+		ASSERT_EQ(0, verify_blocks(&self->n, self->lba0, self->gen + round))
+			TH_LOG("round %d: data differs after migration", round);
+		ASSERT_EQ(0, write_blocks(&self->n, self->lba0, self->gen + round + 1));
+		/* The old source goes back to RUNNING (it is reset next round). */
+		ASSERT_EQ(0, mig_set(from, VFIO_DEVICE_STATE_RUNNING, NULL));
+		t = from;
+		from = to;
+		to = t;
+	}
+	EXPECT_EQ(0, verify_blocks(&self->n, self->lba0, self->gen + 3));
+	ASSERT_EQ(0, nvp_nvme_identify_ctrl(&self->n));
+}
+
+/* VFIO_DEVICE_RESET in the middle of a migration: back to RUNNING, file dead. */
+TEST_F_TIMEOUT(mig, reset_during_stop_copy, 300)
+{
+	uint8_t buf[64];
+	uint32_t st = ~0u;
+	int fd;
+
+	ASSERT_EQ(0, write_blocks(&self->n, self->lba0, self->gen));
+	ASSERT_EQ(0, mig_set(&self->v1, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, nvp_vfio_reset(&self->v1));
+	ASSERT_EQ(0, mig_get(&self->v1, &st));
+	EXPECT_EQ((uint32_t)VFIO_DEVICE_STATE_RUNNING, st);
+	EXPECT_GT(0, read(fd, buf, sizeof(buf))) TH_LOG("the save file still serves data after a reset");
+	close(fd);
+	/* The reset disabled the controller: a guest enables it again. */
+	ASSERT_EQ(0, nvp_nvme_enable(&self->n)) TH_LOG("%s", nvp_lasterr());
+	ASSERT_EQ(0, nvp_nvme_create_ioq(&self->n)) TH_LOG("%s", nvp_lasterr());
+	EXPECT_EQ(0, verify_blocks(&self->n, self->lba0, self->gen));
+}
+
 TEST_HARNESS_MAIN

@@ -15,6 +15,8 @@
 #   NVP_INITRD   initramfs (default: built into OUTDIR)
 #   NVP_TIMEOUT  seconds before the VM is killed (default 600)
 #   NVP_MEM      L1 memory (default 4G)
+#   NVP_ACCEL    -accel value (default tcg,thread=single: multi-threaded TCG
+#                was seen to lose timer wakeups of an idle vCPU, hanging runs)
 #   NVP_PF_OPTS  extra properties for the SR-IOV NVMe PF (e.g. hmlms=on)
 #   NVP_QEMU_ARGS extra QEMU arguments (word-split), e.g. "-trace pci_nvme_err*"
 # The guest's exit status is the script's; 124 = timeout, 125 = no exit seen.
@@ -52,7 +54,7 @@ truncate -s 64M "$OUT/ns1.img" "$OUT/ns2.img"
 
 PF_OPTS=${NVP_PF_OPTS:-}
 args=(
-	-machine q35 -accel tcg -cpu max,tsc-deadline=off -smp 2 -m "$MEM"
+	-machine q35 -accel "${NVP_ACCEL:-tcg,thread=single}" -cpu max,tsc-deadline=off -smp 2 -m "$MEM"
 	-nographic -no-reboot -nic none -serial mon:stdio
 	-L /usr/share/qemu -L /usr/share/seabios
 	-kernel "$KERNEL" -initrd "$INITRD"
