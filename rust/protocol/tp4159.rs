@@ -120,6 +120,66 @@ pub(crate) fn get_state(cntlid: u16, csvi: u8, csuuidi: u8, offset: u64, len: u3
     )
 }
 
+/// Track Send, SEL 0 (Log User Data Changes): CDW10 SEL=0, LACT in MOS[3:0]
+/// (1 = start, 0 = stop); CDW11 CDQID[15:0].
+pub(crate) fn track_user_data(cdqid: u16, start: bool) -> Sqe {
+    Sqe::new(opcode::TRACK_SEND)
+        .with_cdw(10, u32::from(start) << 16)
+        .with_cdw(11, u32::from(cdqid))
+}
+
+/// Controller Data Queue, Create a User Data Migration Queue (QT 0) that
+/// logs the changes of controller `cntlid`: CDW10 SEL=0, QT in MOS[7:0];
+/// CDW11 PC[0], CQS = CNTLID [31:16]; CDW12 CDQSIZE in dwords. PRP1 (the
+/// queue memory) belongs to the transport. `None` for a size that is not
+/// whole 32-byte entries or has fewer than two entries.
+pub(crate) fn cdq_create_udmq(cntlid: u16, contiguous: bool, bytes: u32) -> Option<Sqe> {
+    if bytes % 32 != 0 || bytes < 64 {
+        return None;
+    }
+    Some(
+        Sqe::new(opcode::CDQ)
+            .with_cdw(10, 0)
+            .with_cdw(11, u32::from(contiguous) | (u32::from(cntlid) << 16))
+            .with_cdw(12, bytes / 4),
+    )
+}
+
+/// Controller Data Queue, Delete: CDW10 SEL=1; CDW11 CDQID[15:0].
+pub(crate) fn cdq_delete(cdqid: u16) -> Sqe {
+    Sqe::new(opcode::CDQ)
+        .with_cdw(10, 1)
+        .with_cdw(11, u32::from(cdqid))
+}
+
+/// CQE DW0 of Create CDQ: the CDQID in bits 15:0.
+pub(crate) fn cdq_id_of(dw0: u32) -> u16 {
+    (dw0 & 0xffff) as u16
+}
+
+/// Feature Identifier 21h, Controller Data Queue.
+pub(crate) const FID_CDQ: u8 = 0x21;
+/// Set Features opcode.
+pub(crate) const SET_FEATURES: u8 = 0x09;
+/// Get Features opcode.
+pub(crate) const GET_FEATURES: u8 = 0x0a;
+
+/// Set Features FID 21h: CDW11 CDQID[15:0], ETPT[31]; CDW12 HP; CDW13 TPT.
+pub(crate) fn cdq_set_head(cdqid: u16, head: u32, tpt: Option<u32>) -> Sqe {
+    Sqe::new(SET_FEATURES)
+        .with_cdw(10, u32::from(FID_CDQ))
+        .with_cdw(11, u32::from(cdqid) | (u32::from(tpt.is_some()) << 31))
+        .with_cdw(12, head)
+        .with_cdw(13, tpt.unwrap_or(0))
+}
+
+/// Get Features FID 21h (8-byte data: HP, TPT): CDW11 CDQID[15:0].
+pub(crate) fn cdq_get(cdqid: u16) -> Sqe {
+    Sqe::new(GET_FEATURES)
+        .with_cdw(10, u32::from(FID_CDQ))
+        .with_cdw(11, u32::from(cdqid))
+}
+
 /// CQE DW0 bit 0 of Get Controller State: Controller Suspended.
 pub(crate) const GET_STATE_DW0_CSUP: u32 = 1;
 
@@ -483,6 +543,33 @@ mod tests {
             set_state(1, SeqInd::First, 1, 0, 0, 4).unwrap().dw[10],
             0x0001_0002
         );
+    }
+
+    #[test]
+    fn track_and_cdq_encoding() {
+        let t = track_user_data(0x1234, true);
+        assert_eq!((t.dw[0], t.dw[10], t.dw[11]), (0x3d, 0x0001_0000, 0x1234));
+        assert_eq!(track_user_data(7, false).dw[10], 0);
+        let c = cdq_create_udmq(0x0102, true, 4096).unwrap();
+        assert_eq!(
+            (c.dw[0], c.dw[10], c.dw[11], c.dw[12]),
+            (0x45, 0, 0x0102_0001, 1024)
+        );
+        assert_eq!(cdq_create_udmq(3, false, 64).unwrap().dw[11], 0x0003_0000);
+        assert!(cdq_create_udmq(3, true, 32).is_none());
+        assert!(cdq_create_udmq(3, true, 100).is_none());
+        let d = cdq_delete(9);
+        assert_eq!((d.dw[0], d.dw[10], d.dw[11]), (0x45, 1, 9));
+        assert_eq!(cdq_id_of(0xdead_0005), 5);
+        let h = cdq_set_head(2, 17, Some(30));
+        assert_eq!(
+            (h.dw[0], h.dw[10], h.dw[11], h.dw[12], h.dw[13]),
+            (9, 0x21, 0x8000_0002, 17, 30)
+        );
+        let h = cdq_set_head(2, 17, None);
+        assert_eq!((h.dw[11], h.dw[13]), (2, 0));
+        let g = cdq_get(4);
+        assert_eq!((g.dw[0], g.dw[10], g.dw[11]), (0x0a, 0x21, 4));
     }
 
     #[test]
