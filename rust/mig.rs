@@ -222,8 +222,9 @@ fn nvme_part(state: &[u8]) -> Result<NvmeState<'_>, &'static str> {
         .map_err(|_| "malformed NVMe Controller State")
 }
 
-/// STOP → STOP_COPY: capture the suspended controller and serve the stream.
-fn stop_to_stop_copy(cx: &VfCtx<'_>, m: &mut MigState) -> Result<*mut bindings::file> {
+/// The CSVI of NVMe controller state version 0 and the CSUUIDI of the
+/// device model's vendor state (if offered), from Identify CNS 20h.
+fn state_formats(cx: &VfCtx<'_>) -> Result<(u8, Option<u8>)> {
     let f = ops::formats(cx.pf, &VENDOR_STATE_UUID).inspect_err(|e| {
         dev_err!(
             cx.dev,
@@ -238,7 +239,13 @@ fn stop_to_stop_copy(cx: &VfCtx<'_>, m: &mut MigState) -> Result<*mut bindings::
         );
         EOPNOTSUPP
     })?;
-    let csuuidi = f.csuuidi.unwrap_or(0);
+    Ok((csvi, f.csuuidi))
+}
+
+/// STOP → STOP_COPY: capture the suspended controller and serve the stream.
+fn stop_to_stop_copy(cx: &VfCtx<'_>, m: &mut MigState) -> Result<*mut bindings::file> {
+    let (csvi, csuuidi) = state_formats(cx)?;
+    let csuuidi = csuuidi.unwrap_or(0);
     let (state, csup) = ops::get_state(cx.pf, cx.scid, csvi, csuuidi)
         .map_err(|e| cmd_err(cx, "Get Controller State", e))?;
     if !csup {
@@ -349,15 +356,8 @@ fn check_stream<'a>(
 fn resuming_to_stop(cx: &VfCtx<'_>, m: &mut MigState) -> Result {
     let mf = m.resume.take().ok_or(EINVAL)?;
     let data = mf.take()?;
-    let f = ops::formats(cx.pf, &VENDOR_STATE_UUID)?;
-    let csvi = f.csvi_v0.ok_or_else(|| {
-        dev_err!(
-            cx.dev,
-            "the PF does not offer NVMe controller state version 0\n"
-        );
-        EOPNOTSUPP
-    })?;
-    let (state, csuuidi) = check_stream(cx, &data, f.csuuidi).map_err(|why| {
+    let (csvi, csuuidi_dest) = state_formats(cx)?;
+    let (state, csuuidi) = check_stream(cx, &data, csuuidi_dest).map_err(|why| {
         dev_err!(cx.dev, "migration stream refused: {}\n", why);
         EINVAL
     })?;
