@@ -225,13 +225,7 @@ fn nvme_part(state: &[u8]) -> Result<NvmeState<'_>, &'static str> {
 /// The CSVI of NVMe controller state version 0 and the CSUUIDI of the
 /// device model's vendor state (if offered), from Identify CNS 20h.
 fn state_formats(cx: &VfCtx<'_>) -> Result<(u8, Option<u8>)> {
-    let f = ops::formats(cx.pf, &VENDOR_STATE_UUID).inspect_err(|e| {
-        dev_err!(
-            cx.dev,
-            "reading the supported controller state formats failed: {:?}\n",
-            e
-        )
-    })?;
+    let f = ops::formats(cx.pf);
     let csvi = f.csvi_v0.ok_or_else(|| {
         dev_err!(
             cx.dev,
@@ -415,7 +409,7 @@ pub(crate) fn set_state(cx: &VfCtx<'_>, m: &mut MigState, new: u32) -> Result<*m
 
 /// Size estimate of the stop-copy data.
 pub(crate) fn data_size(cx: &VfCtx<'_>) -> Result<usize> {
-    let f = ops::formats(cx.pf, &VENDOR_STATE_UUID)?;
+    let f = ops::formats(cx.pf);
     let csvi = f.csvi_v0.ok_or(EOPNOTSUPP)?;
     let mut hdr = [0u8; tp4159::STATE_HDR_LEN];
     let sqe = tp4159::get_state(cx.scid, csvi, f.csuuidi.unwrap_or(0), 0, hdr.len() as u32)

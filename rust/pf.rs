@@ -40,7 +40,9 @@ use crate::{
         },
         sqe::Sqe,
         status::Status,
-        DecodeError, //
+        tp4159::StateFormats,
+        DecodeError,
+        VENDOR_STATE_UUID, //
     },
     sys, //
 };
@@ -138,6 +140,11 @@ pub(crate) struct PfCaps {
     pub(crate) mdts: Option<u64>,
     /// N of /dev/nvmeN.
     pub(crate) instance: i32,
+    /// CSVI of NVMe controller state version 0 (Identify CNS 20h), when the
+    /// PF supports Host Managed Live Migration and offers it.
+    pub(crate) csvi_v0: Option<u8>,
+    /// CSUUIDI of the device model's vendor state, when offered.
+    pub(crate) csuuidi: Option<u8>,
 }
 
 /// The migration controller of one PF.
@@ -345,21 +352,44 @@ fn discover(pf: &pci::Device, pf_raw: *mut bindings::pci_dev) -> Result<Arc<PfCo
         EPROTO
     })?;
     let mpsmin = identify::cap_mpsmin(cap);
+    let (mut csvi_v0, mut csuuidi) = (None, None);
+    if id.hmlms() {
+        buf.fill(0);
+        let sqe = identify::identify(identify::cns::CTRL_STATE_FORMATS, 0, 0);
+        match submit(&ctrl, &sqe, Some(&mut buf), 0) {
+            Ok(_) => match StateFormats::parse(&buf) {
+                Ok(f) => {
+                    csvi_v0 = f.csvi_of(0);
+                    csuuidi = f.csuuidi_of(&VENDOR_STATE_UUID);
+                }
+                Err(e) => dev_err!(
+                    pf.as_ref(),
+                    "malformed Supported Controller State Formats: {:?}\n",
+                    e
+                ),
+            },
+            Err(e) => dev_err!(pf.as_ref(), "Identify CNS 20h on the PF failed: {:?}\n", e),
+        }
+    }
     let caps = PfCaps {
         mdts: id.mdts_bytes(mpsmin),
         id,
         mpsmin,
         instance,
+        csvi_v0,
+        csuuidi,
     };
     dev_info!(
         pf.as_ref(),
-        "migration controller nvme{}: CNTLID {}, OACS {:#x} (HMLMS {}), MDTS {}, MPSMIN {}\n",
+        "migration controller nvme{}: CNTLID {}, OACS {:#x} (HMLMS {}), MDTS {}, MPSMIN {}, state formats: v0 CSVI {}, vendor CSUUIDI {}\n",
         instance,
         id.cntlid,
         id.oacs,
         if id.hmlms() { "yes" } else { "no" },
         MdtsFmt(caps.mdts),
-        caps.mpsmin
+        caps.mpsmin,
+        caps.csvi_v0.unwrap_or(0),
+        caps.csuuidi.unwrap_or(0)
     );
     Arc::pin_init(
         pin_init!(PfController {

@@ -21,12 +21,10 @@ use crate::{
         PfController, //
     },
     protocol::{
-        identify,
         stream::MAX_STREAM_LEN,
         tp4159::{
             self,
             SeqInd,
-            StateFormats,
             StateHeader,
             SuspendType, //
         },
@@ -46,19 +44,14 @@ pub(crate) struct Formats {
     pub(crate) csuuidi: Option<u8>,
 }
 
-/// Reads Identify CNS 20h and picks the formats the driver knows.
-pub(crate) fn formats(pf: &PfController, vendor_uuid: &[u8; 16]) -> Result<Formats> {
-    let mut buf = KVec::from_elem(0u8, identify::IDENTIFY_LEN, GFP_KERNEL)?;
-    pf.admin(
-        &identify::identify(identify::cns::CTRL_STATE_FORMATS, 0, 0),
-        Some(&mut buf),
-        0,
-    )?;
-    let f = StateFormats::parse(&buf).map_err(|_| EPROTO)?;
-    Ok(Formats {
-        csvi_v0: f.csvi_of(0),
-        csuuidi: f.csuuidi_of(vendor_uuid),
-    })
+/// The formats the driver uses on this PF, read from Identify CNS 20h at
+/// discovery.
+pub(crate) fn formats(pf: &PfController) -> Formats {
+    let c = pf.caps();
+    Formats {
+        csvi_v0: c.csvi_v0,
+        csuuidi: c.csuuidi,
+    }
 }
 
 /// Migration Send Suspend (STYPE 1) of controller `cntlid`.
