@@ -4,6 +4,7 @@
 #   make demo    set up, build everything, boot the test VM, bind a VF, show it
 #   make check   every test suite; ends with "N passed, N failed"
 #   make module  build nvme_vfio_pci.ko against the cached test kernel
+#   make bench   stop-copy breakdown vs NVMe passthrough (prints numbers)
 #
 # Big builds (kernel, QEMU) are cached under ~/.cache/nvme-vfio-pci/.
 
@@ -12,7 +13,7 @@ NVP_CACHE ?= $(HOME)/.cache/nvme-vfio-pci
 KDIR  ?= $(NVP_CACHE)/kernel-latest
 BUILD ?= $(CURDIR)/build
 
-.PHONY: all setup kernel module clippy rustfmt host-test selftests check demo clean
+.PHONY: all setup kernel qemu module clippy rustfmt host-test selftests check demo bench clean
 
 all: module
 
@@ -21,6 +22,12 @@ setup:
 
 kernel: setup
 	tools/testbed/build-kernel.sh
+
+qemu: setup
+	tools/qemu/build-qemu.sh
+
+bench:
+	tools/bench/run-mig-bench.sh
 
 module:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) modules
