@@ -411,12 +411,7 @@ pub(crate) fn set_state(cx: &VfCtx<'_>, m: &mut MigState, new: u32) -> Result<*m
 pub(crate) fn data_size(cx: &VfCtx<'_>) -> Result<usize> {
     let f = ops::formats(cx.pf);
     let csvi = f.csvi_v0.ok_or(EOPNOTSUPP)?;
-    let mut hdr = [0u8; tp4159::STATE_HDR_LEN];
-    let sqe = tp4159::get_state(cx.scid, csvi, f.csuuidi.unwrap_or(0), 0, hdr.len() as u32)
-        .ok_or(EINVAL)?;
-    cx.pf.admin(&sqe, Some(&mut hdr), 0)?;
-    let h = StateHeader::parse(&hdr).map_err(|_| EPROTO)?;
-    let total = h.total_len().ok_or(EPROTO)? as usize;
+    let total = ops::state_len(cx.pf, cx.scid, csvi, f.csuuidi.unwrap_or(0))?;
     Writer::size_for(&[IDENTITY_LEN, total]).ok_or(EOVERFLOW)
 }
 

@@ -33,7 +33,10 @@ use kernel::{
 
 use crate::{
     protocol::stream::MAX_STREAM_LEN,
-    sys, //
+    sys::{
+        self,
+        AssertSync, //
+    },
 };
 
 /// Direction of a migration file.
@@ -162,16 +165,26 @@ impl MigFile {
     }
 }
 
-/// Borrows the `MigFile` of a migration `struct file`.
+/// Runs `f` on the `MigFile` of a stream file: the shared prologue of the
+/// `read` and `write` callbacks (stream files have no position, so the VFS
+/// passes none).
 ///
 /// # Safety
 ///
 /// `filp` must be a file created by [`MigFile::create`] that is not yet
 /// released.
-unsafe fn borrow<'a>(filp: *mut bindings::file) -> ArcBorrow<'a, MigFile> {
+unsafe fn with_file(
+    filp: *mut bindings::file,
+    pos: *mut bindings::loff_t,
+    f: impl FnOnce(&MigFile) -> Result<isize>,
+) -> isize {
+    if !pos.is_null() {
+        return ESPIPE.to_errno() as isize;
+    }
     // SAFETY: `private_data` is the `Arc` given to the file at creation and
     // released only in `release` (the caller guarantees that has not run).
-    unsafe { Arc::<MigFile>::borrow((*filp).private_data.cast()) }
+    let mf: ArcBorrow<'_, MigFile> = unsafe { Arc::<MigFile>::borrow((*filp).private_data.cast()) };
+    from_result(|| f(&mf))
 }
 
 /// `read` of the save file.
@@ -185,12 +198,8 @@ unsafe extern "C" fn mig_read(
     len: usize,
     pos: *mut bindings::loff_t,
 ) -> isize {
-    if !pos.is_null() {
-        return ESPIPE.to_errno() as isize;
-    }
     // SAFETY: By the function's safety requirement.
-    let mf = unsafe { borrow(filp) };
-    from_result(|| mf.read(buf.cast(), len))
+    unsafe { with_file(filp, pos, |mf| mf.read(buf.cast(), len)) }
 }
 
 /// `write` of the resume file.
@@ -204,12 +213,8 @@ unsafe extern "C" fn mig_write(
     len: usize,
     pos: *mut bindings::loff_t,
 ) -> isize {
-    if !pos.is_null() {
-        return ESPIPE.to_errno() as isize;
-    }
     // SAFETY: By the function's safety requirement.
-    let mf = unsafe { borrow(filp) };
-    from_result(|| mf.write(buf.cast(), len))
+    unsafe { with_file(filp, pos, |mf| mf.write(buf.cast(), len)) }
 }
 
 /// `release`: drop the file's reference. The data stays with the VF's
@@ -227,20 +232,14 @@ unsafe extern "C" fn mig_release(_inode: *mut bindings::inode, filp: *mut bindin
     0
 }
 
-/// Makes a static of raw C structs shareable.
-#[repr(transparent)]
-struct Fops(bindings::file_operations);
-// SAFETY: Read-only after initialisation; the VFS treats it as const.
-unsafe impl Sync for Fops {}
-
-static SAVE_FOPS: Fops = Fops(bindings::file_operations {
+static SAVE_FOPS: AssertSync<bindings::file_operations> = AssertSync(bindings::file_operations {
     owner: kernel::module::this_module::<crate::LocalModule>().as_ptr(),
     read: Some(mig_read),
     release: Some(mig_release),
     ..pin_init::zeroed()
 });
 
-static RESUME_FOPS: Fops = Fops(bindings::file_operations {
+static RESUME_FOPS: AssertSync<bindings::file_operations> = AssertSync(bindings::file_operations {
     owner: kernel::module::this_module::<crate::LocalModule>().as_ptr(),
     write: Some(mig_write),
     release: Some(mig_release),

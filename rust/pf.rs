@@ -160,11 +160,6 @@ pub(crate) struct PfController {
     gate: Gate<CtrlRef>,
 }
 
-/// Converts `Sqe` dwords to the little-endian array the glue takes.
-fn sqe_le(sqe: &Sqe) -> [u32; 16] {
-    sqe.to_le_dwords()
-}
-
 /// Submits one admin command on `ctrl`.
 fn submit(
     ctrl: &CtrlRef,
@@ -172,7 +167,7 @@ fn submit(
     buf: Option<&mut [u8]>,
     timeout_ms: u32,
 ) -> Result<u32, CmdError> {
-    let dw = sqe_le(sqe);
+    let dw = sqe.to_le_dwords();
     let (ptr, len) = match buf {
         Some(b) => (
             b.as_mut_ptr().cast::<c_void>(),

@@ -30,3 +30,11 @@ mod generated {
 }
 
 pub(crate) use generated::*;
+
+/// A static C table (ops vtable, `file_operations`, ...) made shareable.
+#[repr(transparent)]
+pub(crate) struct AssertSync<T>(pub(crate) T);
+
+// SAFETY: The wrapped tables are only read after initialisation, by C code
+// that treats them as read-only.
+unsafe impl<T> Sync for AssertSync<T> {}

@@ -69,6 +69,35 @@ pub(crate) fn resume(pf: &PfController, cntlid: u16) -> Result<(), CmdError> {
     pf.admin(&tp4159::resume(cntlid), None, 0).map(|_| ())
 }
 
+/// Reads the 48-byte Controller State header of `cntlid`; returns it, the
+/// total length it declares (bounded by the stream limit) and CQE DW0.
+fn state_header(
+    pf: &PfController,
+    cntlid: u16,
+    csvi: u8,
+    csuuidi: u8,
+) -> Result<([u8; tp4159::STATE_HDR_LEN], usize, u32), CmdError> {
+    let mut hdr = [0u8; tp4159::STATE_HDR_LEN];
+    let sqe = tp4159::get_state(cntlid, csvi, csuuidi, 0, hdr.len() as u32).ok_or(EINVAL)?;
+    let dw0 = pf.admin(&sqe, Some(&mut hdr), 0)?;
+    let h = StateHeader::parse(&hdr).map_err(|_| EPROTO)?;
+    let total = h.total_len().ok_or(EPROTO)?;
+    if total > MAX_STREAM_LEN {
+        return Err(EFBIG.into());
+    }
+    Ok((hdr, total as usize, dw0))
+}
+
+/// The length of the Controller State data structure of `cntlid` now.
+pub(crate) fn state_len(
+    pf: &PfController,
+    cntlid: u16,
+    csvi: u8,
+    csuuidi: u8,
+) -> Result<usize, CmdError> {
+    state_header(pf, cntlid, csvi, csuuidi).map(|(_, total, _)| total)
+}
+
 /// Migration Receive Get Controller State: the whole Controller State data
 /// structure of `cntlid` (header first, then the rest in MDTS-sized windows).
 /// Returns the bytes and whether the controller reported itself suspended
@@ -79,15 +108,8 @@ pub(crate) fn get_state(
     csvi: u8,
     csuuidi: u8,
 ) -> Result<(KVVec<u8>, bool), CmdError> {
-    let mut hdr = [0u8; tp4159::STATE_HDR_LEN];
-    let sqe = tp4159::get_state(cntlid, csvi, csuuidi, 0, hdr.len() as u32).ok_or(EINVAL)?;
-    let dw0 = pf.admin(&sqe, Some(&mut hdr), 0)?;
+    let (hdr, total, dw0) = state_header(pf, cntlid, csvi, csuuidi)?;
     let h = StateHeader::parse(&hdr).map_err(|_| EPROTO)?;
-    let total = h.total_len().ok_or(EPROTO)?;
-    if total > MAX_STREAM_LEN {
-        return Err(EFBIG.into());
-    }
-    let total = total as usize;
     let mut out = KVVec::from_elem(0u8, total, GFP_KERNEL).map_err(Error::from)?;
     out[..hdr.len()].copy_from_slice(&hdr);
     let chunk = (pf.max_xfer() & !3).max(4);

@@ -41,7 +41,10 @@ use crate::{
         MdtsFmt,
         PfHandle, //
     },
-    sys, //
+    sys::{
+        self,
+        AssertSync, //
+    },
 };
 
 /// What probe learnt about a VF.
@@ -78,13 +81,6 @@ pub(crate) struct NvmeVfDevice {
     core: sys::vfio_pci_core_device,
     state: *mut VfState,
 }
-
-/// Makes a static of raw C structs shareable.
-#[repr(transparent)]
-struct AssertSync<T>(T);
-// SAFETY: The wrapped tables are only read after initialisation, by C code
-// that treats them as read-only.
-unsafe impl<T> Sync for AssertSync<T> {}
 
 /// The vfio device ops: vfio-pci-core's, plus our init/release/open.
 static DEV_OPS: AssertSync<sys::vfio_device_ops> = AssertSync(sys::vfio_device_ops {

@@ -27,107 +27,10 @@
 
 #include "kselftest_harness.h"
 #include "nvp_common.h"
+#include "lib/vfio_mig.h"
 
 #define NSID 1
 #define NBLK 4
-
-static int feature_migration(struct nvp_vfio *v, uint64_t *flags)
-{
-	struct {
-		struct vfio_device_feature f;
-		struct vfio_device_feature_migration m;
-	} a = { .f = { .argsz = sizeof(a), .flags = VFIO_DEVICE_FEATURE_GET |
-			VFIO_DEVICE_FEATURE_MIGRATION } };
-
-	if (ioctl(v->devfd, VFIO_DEVICE_FEATURE, &a))
-		return -errno;
-	*flags = a.m.flags;
-	return 0;
-}
-
-/* Set the migration state; *fd gets the data fd (or -1). */
-static int mig_set(struct nvp_vfio *v, uint32_t state, int *fd)
-{
-	struct {
-		struct vfio_device_feature f;
-		struct vfio_device_feature_mig_state s;
-	} a = { .f = { .argsz = sizeof(a), .flags = VFIO_DEVICE_FEATURE_SET |
-			VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE },
-		.s = { .device_state = state, .data_fd = -1 } };
-
-	if (fd)
-		*fd = -1;
-	if (ioctl(v->devfd, VFIO_DEVICE_FEATURE, &a))
-		return -errno;
-	if (fd)
-		*fd = a.s.data_fd;
-	else if (a.s.data_fd >= 0)
-		close(a.s.data_fd);
-	return 0;
-}
-
-static int mig_get(struct nvp_vfio *v, uint32_t *state)
-{
-	struct {
-		struct vfio_device_feature f;
-		struct vfio_device_feature_mig_state s;
-	} a = { .f = { .argsz = sizeof(a), .flags = VFIO_DEVICE_FEATURE_GET |
-			VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE } };
-
-	if (ioctl(v->devfd, VFIO_DEVICE_FEATURE, &a))
-		return -errno;
-	*state = a.s.device_state;
-	return 0;
-}
-
-/* Read the whole stream from a save fd. */
-static ssize_t read_stream(int fd, uint8_t **out)
-{
-	size_t cap = 1 << 16, len = 0;
-	uint8_t *buf = malloc(cap);
-	ssize_t r;
-
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		if (len == cap) {
-			uint8_t *nb = realloc(buf, cap *= 2);
-
-			if (!nb) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nb;
-		}
-		r = read(fd, buf + len, cap - len);
-		if (r < 0) {
-			free(buf);
-			return -errno;
-		}
-		if (r == 0)
-			break;
-		len += r;
-	}
-	*out = buf;
-	return len;
-}
-
-/* Write a stream in uneven pieces (the writer need not keep segmentation). */
-static int write_stream(int fd, const uint8_t *buf, size_t len)
-{
-	size_t off = 0, piece = 7;
-
-	while (off < len) {
-		size_t n = piece < len - off ? piece : len - off;
-		ssize_t w = write(fd, buf + off, n);
-
-		if (w < 0)
-			return -errno;
-		off += w;
-		piece = piece * 3 + 1;
-	}
-	return 0;
-}
 
 static void stamp(uint8_t *buf, uint32_t len, uint64_t lba, uint32_t gen)
 {
@@ -165,7 +68,7 @@ FIXTURE_SETUP(mig)
 	NVP_ASSERT_BOUND_TO_DRIVER(vf1);
 	NVP_ASSERT_BOUND_TO_DRIVER(vf2);
 	ASSERT_EQ(0, nvp_vfio_open(&self->v1, vf1)) TH_LOG("%s", nvp_lasterr());
-	ret = feature_migration(&self->v1, &flags);
+	ret = nvp_mig_flags(&self->v1, &flags);
 	if (ret && !(expect && !strcmp(expect, "1")))
 		SKIP(return, "%s offers no migration (%s): PF without TP4159", vf1, strerror(-ret));
 	ASSERT_EQ(0, ret) TH_LOG("VFIO_DEVICE_FEATURE_MIGRATION: %s", strerror(-ret));
@@ -190,9 +93,9 @@ FIXTURE_SETUP(mig)
 FIXTURE_TEARDOWN(mig)
 {
 	/* Back to RUNNING; a failed test may have left a device anywhere. */
-	if (self->v1.devfd >= 0 && mig_set(&self->v1, VFIO_DEVICE_STATE_RUNNING, NULL))
+	if (self->v1.devfd >= 0 && nvp_mig_set(&self->v1, VFIO_DEVICE_STATE_RUNNING, NULL))
 		nvp_vfio_reset(&self->v1);
-	if (self->v2.devfd >= 0 && mig_set(&self->v2, VFIO_DEVICE_STATE_RUNNING, NULL))
+	if (self->v2.devfd >= 0 && nvp_mig_set(&self->v2, VFIO_DEVICE_STATE_RUNNING, NULL))
 		nvp_vfio_reset(&self->v2);
 	if (self->n.v && self->n.v->bar0)
 		nvp_nvme_disable(&self->n);
@@ -262,14 +165,14 @@ static ssize_t save(struct __test_metadata *_metadata, struct nvp_vfio *v, uint8
 	ssize_t len;
 	int fd;
 
-	EXPECT_EQ(0, mig_set(v, VFIO_DEVICE_STATE_STOP, NULL));
-	EXPECT_EQ(0, mig_get(v, &st));
+	EXPECT_EQ(0, nvp_mig_set(v, VFIO_DEVICE_STATE_STOP, NULL));
+	EXPECT_EQ(0, nvp_mig_get(v, &st));
 	EXPECT_EQ((uint32_t)VFIO_DEVICE_STATE_STOP, st);
-	if (mig_set(v, VFIO_DEVICE_STATE_STOP_COPY, &fd))
+	if (nvp_mig_set(v, VFIO_DEVICE_STATE_STOP_COPY, &fd))
 		return -EIO;
 	if (fd < 0)
 		return -EBADF;
-	len = read_stream(fd, buf);
+	len = nvp_mig_read_all(fd, buf);
 	close(fd);
 	return len;
 }
@@ -279,34 +182,34 @@ static int load(struct nvp_vfio *v, const uint8_t *buf, size_t len)
 {
 	int fd, ret;
 
-	ret = mig_set(v, VFIO_DEVICE_STATE_RESUMING, &fd);
+	ret = nvp_mig_set(v, VFIO_DEVICE_STATE_RESUMING, &fd);
 	if (ret)
 		return ret;
 	if (fd < 0)
 		return -EBADF;
-	ret = write_stream(fd, buf, len);
+	ret = nvp_mig_write_all(fd, buf, len, 1);
 	close(fd);
 	if (ret)
 		return ret;
-	return mig_set(v, VFIO_DEVICE_STATE_STOP, NULL);
+	return nvp_mig_set(v, VFIO_DEVICE_STATE_STOP, NULL);
 }
 
 TEST_F_TIMEOUT(mig, states_and_features, 120)
 {
 	uint32_t st = ~0u;
 
-	ASSERT_EQ(0, mig_get(&self->v1, &st));
+	ASSERT_EQ(0, nvp_mig_get(&self->v1, &st));
 	ASSERT_EQ((uint32_t)VFIO_DEVICE_STATE_RUNNING, st);
 	/* RUNNING_P2P suspends: I/O still works after RUNNING again. */
-	ASSERT_EQ(0, mig_set(&self->v1, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
-	ASSERT_EQ(0, mig_get(&self->v1, &st));
+	ASSERT_EQ(0, nvp_mig_set(&self->v1, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
+	ASSERT_EQ(0, nvp_mig_get(&self->v1, &st));
 	ASSERT_EQ((uint32_t)VFIO_DEVICE_STATE_RUNNING_P2P, st);
-	ASSERT_EQ(0, mig_set(&self->v1, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, nvp_mig_set(&self->v1, VFIO_DEVICE_STATE_RUNNING, NULL));
 	ASSERT_EQ(0, write_blocks(&self->n, self->lba0, self->gen)) TH_LOG("%s", nvp_lasterr());
 	ASSERT_EQ(0, verify_blocks(&self->n, self->lba0, self->gen));
 	/* An invalid state is refused and the device stays where it was. */
-	EXPECT_NE(0, mig_set(&self->v1, 42, NULL));
-	ASSERT_EQ(0, mig_get(&self->v1, &st));
+	EXPECT_NE(0, nvp_mig_set(&self->v1, 42, NULL));
+	ASSERT_EQ(0, nvp_mig_get(&self->v1, &st));
 	EXPECT_EQ((uint32_t)VFIO_DEVICE_STATE_RUNNING, st);
 }
 
@@ -324,8 +227,8 @@ TEST_F_TIMEOUT(mig, vf1_to_vf2_data_verified, 300)
 	TH_LOG("stream: %zd bytes", len);
 	ASSERT_EQ(0, load(&self->v2, stream, len)) TH_LOG("load: %s", strerror(errno));
 	free(stream);
-	ASSERT_EQ(0, mig_set(&self->v2, VFIO_DEVICE_STATE_RUNNING, NULL));
-	ASSERT_EQ(0, mig_get(&self->v2, &st));
+	ASSERT_EQ(0, nvp_mig_set(&self->v2, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, nvp_mig_get(&self->v2, &st));
 	ASSERT_EQ((uint32_t)VFIO_DEVICE_STATE_RUNNING, st);
 
 	/* The same driver state, now on VF2: old data, and new I/O. */
@@ -351,7 +254,7 @@ TEST_F_TIMEOUT(mig, in_flight_command_completes_on_destination, 300)
 	ASSERT_EQ(0, write_blocks(&self->n, self->lba0, self->gen)) TH_LOG("%s", nvp_lasterr());
 	ASSERT_EQ(0, map_guest_into(&self->n, &self->v2));
 	/* Suspend first, then ring a read: the SQE is latched, not fetched. */
-	ASSERT_EQ(0, mig_set(&self->v1, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
+	ASSERT_EQ(0, nvp_mig_set(&self->v1, VFIO_DEVICE_STATE_RUNNING_P2P, NULL));
 	memset(self->n.rbuf, 0x5a, NVP_PAGE_SIZE);
 	sqe.cid = 0x7777;
 	sqe.prp1 = self->n.rbuf_iova;
@@ -370,7 +273,7 @@ TEST_F_TIMEOUT(mig, in_flight_command_completes_on_destination, 300)
 	ASSERT_GT(len, (ssize_t)0);
 	ASSERT_EQ(0, load(&self->v2, stream, len));
 	free(stream);
-	ASSERT_EQ(0, mig_set(&self->v2, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, nvp_mig_set(&self->v2, VFIO_DEVICE_STATE_RUNNING, NULL));
 
 	/* Resumed on VF2, the latched SQE is fetched and completes there. */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -402,7 +305,7 @@ TEST_F_TIMEOUT(mig, cancel_leaves_source_running, 300)
 	ASSERT_GT(len, (ssize_t)0);
 	free(stream);
 	/* STOP_COPY -> RUNNING (through STOP, RUNNING_P2P): resumed. */
-	ASSERT_EQ(0, mig_set(&self->v1, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, nvp_mig_set(&self->v1, VFIO_DEVICE_STATE_RUNNING, NULL));
 	ASSERT_EQ(0, verify_blocks(&self->n, self->lba0, self->gen));
 	ASSERT_EQ(0, write_blocks(&self->n, self->lba0, self->gen + 7));
 	ASSERT_EQ(0, verify_blocks(&self->n, self->lba0, self->gen + 7));
@@ -435,7 +338,7 @@ TEST_F_TIMEOUT(mig, bad_streams_refused_destination_usable, 300)
 		EXPECT_NE(0, load(&self->v2, bad, blen)) TH_LOG("damaged stream %d accepted", i);
 		/* Aborting RESUMING takes a reset; then the VF is RUNNING and usable. */
 		ASSERT_EQ(0, nvp_vfio_reset(&self->v2));
-		ASSERT_EQ(0, mig_set(&self->v2, VFIO_DEVICE_STATE_RUNNING, NULL));
+		ASSERT_EQ(0, nvp_mig_set(&self->v2, VFIO_DEVICE_STATE_RUNNING, NULL));
 	}
 	free(bad);
 	free(stream);
@@ -446,7 +349,7 @@ TEST_F_TIMEOUT(mig, bad_streams_refused_destination_usable, 300)
 	nvp_nvme_disable(&n2);
 	nvp_nvme_fini(&n2);
 	/* And the source, cancelled, runs on. */
-	ASSERT_EQ(0, mig_set(&self->v1, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, nvp_mig_set(&self->v1, VFIO_DEVICE_STATE_RUNNING, NULL));
 	EXPECT_EQ(0, verify_blocks(&self->n, self->lba0, self->gen));
 }
 
@@ -467,7 +370,7 @@ TEST_F_TIMEOUT(mig, never_enabled_vf_migrates, 300)
 	ASSERT_GT(len, (ssize_t)0) TH_LOG("save of a never-enabled VF: %s", strerror((int)-len));
 	ASSERT_EQ(0, load(&self->v2, stream, len)) TH_LOG("load: %s", strerror(errno));
 	free(stream);
-	ASSERT_EQ(0, mig_set(&self->v2, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, nvp_mig_set(&self->v2, VFIO_DEVICE_STATE_RUNNING, NULL));
 	/* Still disabled on VF2, and a guest can bring it up from scratch. */
 	ASSERT_EQ(0, nvp_nvme_init(&n2, &self->v2, NVP_IOVA_BASE_DEFAULT + 0x200000))
 		TH_LOG("%s", nvp_lasterr());
@@ -495,19 +398,19 @@ TEST_F_TIMEOUT(mig, ping_pong, 600)
 	for (round = 0; round < 3; round++) {
 		/* The destination starts clean: reset, RUNNING, no queues. */
 		ASSERT_EQ(0, nvp_vfio_reset(to));
-		ASSERT_EQ(0, mig_set(to, VFIO_DEVICE_STATE_RUNNING, NULL));
+		ASSERT_EQ(0, nvp_mig_set(to, VFIO_DEVICE_STATE_RUNNING, NULL));
 		len = save(_metadata, from, &stream);
 		ASSERT_GT(len, (ssize_t)0) TH_LOG("round %d save", round);
 		ASSERT_EQ(0, load(to, stream, len)) TH_LOG("round %d load: %s", round, strerror(errno));
 		free(stream);
 		stream = NULL;
-		ASSERT_EQ(0, mig_set(to, VFIO_DEVICE_STATE_RUNNING, NULL));
+		ASSERT_EQ(0, nvp_mig_set(to, VFIO_DEVICE_STATE_RUNNING, NULL));
 		self->n.v = to;
 		ASSERT_EQ(0, verify_blocks(&self->n, self->lba0, self->gen + round))
 			TH_LOG("round %d: data differs after migration", round);
 		ASSERT_EQ(0, write_blocks(&self->n, self->lba0, self->gen + round + 1));
 		/* The old source goes back to RUNNING (it is reset next round). */
-		ASSERT_EQ(0, mig_set(from, VFIO_DEVICE_STATE_RUNNING, NULL));
+		ASSERT_EQ(0, nvp_mig_set(from, VFIO_DEVICE_STATE_RUNNING, NULL));
 		t = from;
 		from = to;
 		to = t;
@@ -524,10 +427,10 @@ TEST_F_TIMEOUT(mig, reset_during_stop_copy, 300)
 	int fd;
 
 	ASSERT_EQ(0, write_blocks(&self->n, self->lba0, self->gen));
-	ASSERT_EQ(0, mig_set(&self->v1, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	ASSERT_EQ(0, nvp_mig_set(&self->v1, VFIO_DEVICE_STATE_STOP_COPY, &fd));
 	ASSERT_GE(fd, 0);
 	ASSERT_EQ(0, nvp_vfio_reset(&self->v1));
-	ASSERT_EQ(0, mig_get(&self->v1, &st));
+	ASSERT_EQ(0, nvp_mig_get(&self->v1, &st));
 	EXPECT_EQ((uint32_t)VFIO_DEVICE_STATE_RUNNING, st);
 	EXPECT_GT(0, read(fd, buf, sizeof(buf))) TH_LOG("the save file still serves data after a reset");
 	close(fd);

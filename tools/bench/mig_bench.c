@@ -22,7 +22,9 @@
 #include <unistd.h>
 
 #include <linux/nvme_ioctl.h>
+#include <linux/vfio.h>
 
+#include "lib/vfio_mig.h"
 #include "lib/vfio_nvme.h"
 
 static double now_us(void)
@@ -31,24 +33,6 @@ static double now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
-static int mig_set(struct nvp_vfio *v, uint32_t state, int *fd)
-{
-	struct {
-		struct vfio_device_feature f;
-		struct vfio_device_feature_mig_state s;
-	} a = { .f = { .argsz = sizeof(a), .flags = VFIO_DEVICE_FEATURE_SET |
-			VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE },
-		.s = { .device_state = state, .data_fd = -1 } };
-
-	if (ioctl(v->devfd, VFIO_DEVICE_FEATURE, &a))
-		return -errno;
-	if (fd)
-		*fd = a.s.data_fd;
-	else if (a.s.data_fd >= 0)
-		close(a.s.data_fd);
-	return 0;
 }
 
 static uint8_t stream[1 << 20];
@@ -120,30 +104,30 @@ int main(int argc, char **argv)
 
 		/* The destination starts clean (not timed). */
 		nvp_vfio_reset(t);
-		mig_set(t, VFIO_DEVICE_STATE_RUNNING, NULL);
+		nvp_mig_set(t, VFIO_DEVICE_STATE_RUNNING, NULL);
 
 		t0 = now_us();
-		if (mig_set(s, VFIO_DEVICE_STATE_STOP, NULL))
+		if (nvp_mig_set(s, VFIO_DEVICE_STATE_STOP, NULL))
 			goto fail;
 		t1 = now_us(); d[SUSP][r] = t1 - t0; t0 = t1;
-		if (mig_set(s, VFIO_DEVICE_STATE_STOP_COPY, &fd))
+		if (nvp_mig_set(s, VFIO_DEVICE_STATE_STOP_COPY, &fd))
 			goto fail;
 		slen = 0;
 		while ((got = read(fd, stream + slen, sizeof(stream) - slen)) > 0)
 			slen += got;
 		close(fd);
 		t1 = now_us(); d[SAVE][r] = t1 - t0; t0 = t1;
-		if (mig_set(t, VFIO_DEVICE_STATE_RESUMING, &fd) || write(fd, stream, slen) != (ssize_t)slen)
+		if (nvp_mig_set(t, VFIO_DEVICE_STATE_RESUMING, &fd) || write(fd, stream, slen) != (ssize_t)slen)
 			goto fail;
 		close(fd);
-		if (mig_set(t, VFIO_DEVICE_STATE_STOP, NULL))
+		if (nvp_mig_set(t, VFIO_DEVICE_STATE_STOP, NULL))
 			goto fail;
 		t1 = now_us(); d[LOAD][r] = t1 - t0; t0 = t1;
-		if (mig_set(t, VFIO_DEVICE_STATE_RUNNING, NULL))
+		if (nvp_mig_set(t, VFIO_DEVICE_STATE_RUNNING, NULL))
 			goto fail;
 		t1 = now_us(); d[RES][r] = t1 - t0;
 		d[TOT][r] = d[SUSP][r] + d[SAVE][r] + d[LOAD][r] + d[RES][r];
-		mig_set(s, VFIO_DEVICE_STATE_RUNNING, NULL);
+		nvp_mig_set(s, VFIO_DEVICE_STATE_RUNNING, NULL);
 		n.v = t;
 		if (nvp_nvme_rw(&n, false, 1, 0)) {
 			fprintf(stderr, "round %d: I/O on the destination failed: %s\n", r, nvp_lasterr());

@@ -13,7 +13,7 @@ make -s -C "$KDIR" M="$NVP_ROOT" LLVM="$NVP_LLVM" modules
 "$NVP_ROOT/tools/testbed/build-selftests.sh" "$NVP_ROOT/build" >/dev/null
 SRC=$(sed -n "s|^include \(.*\)/Makefile$|\1|p" "$KDIR/Makefile" | head -1)
 gcc -O2 -Wall -Wextra -Werror -static -I"$KDIR/usr-headers/include" -I"$NVP_ROOT/selftests" \
-	-o "$OUT/mig_bench" tools/bench/mig_bench.c selftests/lib/vfio_nvme.c selftests/lib/pci_sysfs.c
+	-o "$OUT/mig_bench" tools/bench/mig_bench.c selftests/lib/vfio_nvme.c selftests/lib/vfio_mig.c selftests/lib/pci_sysfs.c
 export NVP_QEMU=${NVP_QEMU:-$("$NVP_ROOT/tools/qemu/build-qemu.sh" | tail -1)}
 export NVP_PF_OPTS=hmlms=on NVP_QUIET=1
 "$NVP_ROOT/tools/testbed/run-vm.sh" "$OUT" "$NVP_ROOT/tools/bench/guest-mig-bench.sh" "${1:-15}"
