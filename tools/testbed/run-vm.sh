@@ -54,7 +54,7 @@ truncate -s 64M "$OUT/ns1.img" "$OUT/ns2.img"
 
 PF_OPTS=${NVP_PF_OPTS:-}
 args=(
-	-machine q35 -accel "${NVP_ACCEL:-tcg,thread=single}" -cpu max,tsc-deadline=off -smp 2 -m "$MEM"
+	-machine q35 -accel "${NVP_ACCEL:-tcg,thread=single}" -cpu "${NVP_CPU:-max,tsc-deadline=off}" -smp 2 -m "$MEM"
 	-nographic -no-reboot -nic none -serial mon:stdio
 	-L /usr/share/qemu -L /usr/share/seabios
 	-kernel "$KERNEL" -initrd "$INITRD"

@@ -6,3 +6,8 @@
 
 #[path = "../../../rust/protocol/mod.rs"]
 pub mod protocol;
+
+/// Public entry points for the libFuzzer targets in `tools/fuzz/` and the
+/// replay of their regression inputs; not an API.
+#[doc(hidden)]
+pub mod fuzz;

@@ -1,0 +1,436 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""End-to-end live migration of an L2 VM with its NVMe VF, inside the L1 VM.
+
+Runs Debian's unmodified qemu-system-x86_64 twice (source and destination),
+each with an L2 guest under KVM and an NVMe VF bound to nvme_vfio_pci passed
+through with ``-device vfio-pci,...,enable-migration=on``, and drives the
+migration over QMP. The L2 guest (tools/testbed/l2/) writes stamped blocks to
+the VF's namespace through its stock nvme driver and verifies them.
+
+Modes:
+  test   VF1 -> VF2, VF2 -> VF1 (ping-pong), then a migration cancelled after
+         the source VM stopped (pause-before-switchover): the source must
+         carry on. Then the workload is stopped and reports. Prints TAP.
+  bench  QEMU-reported total time and downtime of the same L2 VM with and
+         without the VF, over several runs (min/median/max).
+
+Results go to OUT/e2e.json; every QEMU's console and stderr to OUT/.
+"""
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+QEMU = "qemu-system-x86_64"
+
+
+def log(msg):
+    with open("/proc/uptime") as f:
+        up = f.read().split()[0]
+    print(f"[e2e {up}s] {msg}", flush=True)
+
+
+class Qmp:
+    """A minimal QMP client: one command at a time, events skipped."""
+
+    def __init__(self, path, timeout=60):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.sock.settimeout(300)
+        self.rd = self.sock.makefile("r")
+        json.loads(self.rd.readline())  # greeting
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **args):
+        msg = {"execute": name}
+        if args:
+            msg["arguments"] = args
+        self.sock.sendall((json.dumps(msg) + "\n").encode())
+        while True:
+            line = self.rd.readline()
+            if not line:
+                raise RuntimeError(f"QMP connection closed during {name}")
+            r = json.loads(line)
+            if "return" in r:
+                return r["return"]
+            if "error" in r:
+                raise RuntimeError(f"QMP {name}: {r['error'].get('desc')}")
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Vm:
+    """One L2 QEMU process."""
+
+    count = 0
+
+    def __init__(self, args, vf, incoming=False):
+        Vm.count += 1
+        self.name = f"vm{Vm.count}-{vf or 'novf'}".replace(":", "_")
+        d = args.out
+        self.console = os.path.join(d, self.name + ".console")
+        self.qmp_path = f"/tmp/{self.name}.qmp"
+        self.ctl_path = f"/tmp/{self.name}.ctl"
+        self.vf = vf
+        for p in (self.qmp_path, self.ctl_path):
+            if os.path.exists(p):
+                os.unlink(p)
+        cmd = [
+            QEMU, "-machine", "q35,accel=kvm", "-cpu", "host,tsc-deadline=off",
+            "-smp", "1", "-m", args.mem, "-nodefaults", "-no-user-config",
+            "-display", "none",
+            "-kernel", args.kernel, "-initrd", args.initrd,
+            "-append", f"console=ttyS0 quiet panic=-1 nvp.region={args.region}"
+            + ("" if vf else " nvp.novf=1"),
+            "-chardev", f"file,id=con,path={self.console}",
+            "-device", "isa-serial,chardev=con,index=0",
+            "-chardev", f"socket,id=ctl,path={self.ctl_path},server=on,wait=off",
+            "-device", "isa-serial,chardev=ctl,index=1",
+            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+        ]
+        if vf:
+            if args.backend == "iommufd":
+                cmd += ["-object", "iommufd,id=iommufd0", "-device",
+                        f"vfio-pci,host={vf},iommufd=iommufd0,enable-migration=on"]
+            else:
+                cmd += ["-device", f"vfio-pci,host={vf},enable-migration=on"]
+        if incoming:
+            cmd += ["-incoming", "defer"]
+        self.err = open(os.path.join(d, self.name + ".stderr"), "w")
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.err,
+                                     stderr=subprocess.STDOUT)
+        with open(os.path.join(d, self.name + ".cmdline"), "w") as f:
+            f.write(" ".join(cmd) + "\n")
+        self.qmp = Qmp(self.qmp_path)
+
+    def text(self):
+        try:
+            with open(self.console, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wait_console(self, pattern, timeout, since=0):
+        """Wait for a regex in the console (after offset `since`)."""
+        rx = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = rx.search(self.text(), since)
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                m = rx.search(self.text(), since)
+                return m
+            time.sleep(0.2)
+        return None
+
+    def last_status(self):
+        """(writes, verified, errors, mismatches) of the last status line, or None."""
+        st = re.findall(r"nvp-load: (?:status|DONE) t=\S+ writes=(\d+) reads=\d+ "
+                        r"verified=(\d+) blocks=\d+ errors=(\d+) mismatches=(\d+)",
+                        self.text())
+        return tuple(int(x) for x in st[-1]) if st else None
+
+    def wait_progress(self, timeout, more_than=0):
+        """Wait until the workload has reported more than `more_than` writes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s = self.last_status()
+            if s and s[0] > more_than:
+                return s
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.3)
+        return self.last_status()
+
+    def running(self):
+        try:
+            return self.qmp.cmd("query-status").get("status") == "running"
+        except (RuntimeError, OSError):
+            return False
+
+    def send_ctl(self, line):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(self.ctl_path)
+        s.sendall(line.encode())
+        time.sleep(0.5)
+        s.close()
+
+    def quit(self, timeout=60):
+        if self.proc.poll() is None:
+            try:
+                self.qmp.cmd("quit")
+            except (RuntimeError, OSError):
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.qmp.close()
+        self.err.close()
+        return self.proc.returncode
+
+
+def migrate(args, src, dst, n, pause=False):
+    """Migrate src -> dst over a unix socket. Returns query-migrate's final info."""
+    uri = f"unix:/tmp/e2e-mig-{n}.sock"
+    dst.qmp.cmd("migrate-incoming", uri=uri)
+    caps = [{"capability": "pause-before-switchover", "state": pause}]
+    src.qmp.cmd("migrate-set-capabilities", capabilities=caps)
+    if args.downtime_limit:
+        src.qmp.cmd("migrate-set-parameters", **{"downtime-limit": args.downtime_limit})
+    src.qmp.cmd("migrate", uri=uri)
+    deadline = time.monotonic() + args.mig_timeout
+    info = {}
+    while time.monotonic() < deadline:
+        info = src.qmp.cmd("query-migrate")
+        st = info.get("status")
+        if st in ("completed", "failed", "cancelled"):
+            break
+        if pause and st == "pre-switchover":
+            break
+        time.sleep(0.1)
+    return info
+
+
+def mig_record(info):
+    ram = info.get("ram", {})
+    vfio = info.get("vfio", {})
+    return {
+        "status": info.get("status"),
+        "total_ms": info.get("total-time"),
+        "downtime_ms": info.get("downtime"),
+        "setup_ms": info.get("setup-time"),
+        "ram_bytes": ram.get("transferred"),
+        "vfio_bytes": vfio.get("transferred"),
+        "error": info.get("error-desc"),
+    }
+
+
+class Tap:
+    def __init__(self, path):
+        self.n = 0
+        self.fail = 0
+        self.f = open(path, "w")
+
+    def check(self, ok, name, detail=""):
+        self.n += 1
+        line = f"{'ok' if ok else 'not ok'} {self.n} e2e: {name}"
+        if detail:
+            line += f" # {detail}" if ok else f" ({detail})"
+        print(line, flush=True)
+        self.f.write(line + "\n")
+        self.f.flush()
+        if not ok:
+            self.fail += 1
+        return ok
+
+
+def boot(args, vf, tap, what):
+    vm = Vm(args, vf)
+    m = vm.wait_console(r"^nvp-load: running on .*$", args.boot_timeout)
+    boot_s = time.monotonic() - vm.t0
+    up = re.search(r"^nvp-l2: up (\S+)s: (.*)$", vm.text(), re.M)
+    tap.check(m is not None, f"{what}: L2 boots with {vf} and the workload starts",
+              f"{boot_s:.1f} s to workload, L2 kernel up at {up.group(1) if up else '?'} s"
+              if m else "no workload start in console " + vm.console)
+    return vm, boot_s, (up.group(2) if up else "")
+
+
+def migrate_and_check(args, tap, src, dst_vf, n, results):
+    before = src.wait_progress(args.io_timeout)
+    tap.check(before is not None and before[0] > 0, f"migration {n}: source guest I/O running before",
+              f"{before[0] if before else 0} writes")
+    t0 = time.monotonic()
+    dst = Vm(args, dst_vf, incoming=True)
+    info = migrate(args, src, dst, n)
+    rec = mig_record(info)
+    rec.update({"from": src.vf, "to": dst_vf, "wall_s": round(time.monotonic() - t0, 2)})
+    results["migrations"].append(rec)
+    ok = tap.check(rec["status"] == "completed", f"migration {n}: {src.vf} -> {dst_vf} completes",
+                   f"total {rec['total_ms']} ms, downtime {rec['downtime_ms']} ms, "
+                   f"vfio {rec['vfio_bytes']} B, RAM {rec['ram_bytes']} B"
+                   if rec["status"] == "completed" else f"status {rec['status']}: {rec['error']}")
+    log(f"migration {n}: {json.dumps(rec)}")
+    if not ok:
+        dst.quit()
+        return src
+    tap.check(dst.running(), f"migration {n}: destination VM runs")
+    src_after = src.last_status()
+    src.quit()
+    mark = src_after[0] if src_after else 0
+    after = dst.wait_progress(args.io_timeout, more_than=mark)
+    tap.check(after is not None and after[0] > mark and after[2] == 0 and after[3] == 0,
+              f"migration {n}: guest I/O carries on on {dst_vf} with no error",
+              f"{after[0] if after else 0} writes (was {mark} at switchover), "
+              f"{after[1] if after else 0} blocks verified")
+    return dst
+
+
+def cancel_check(args, tap, src, dst_vf, n, results):
+    before = src.wait_progress(args.io_timeout)
+    dst = Vm(args, dst_vf, incoming=True)
+    info = migrate(args, src, dst, n, pause=True)
+    paused = info.get("status") == "pre-switchover"
+    tap.check(paused and not src.running(),
+              f"cancel: migration {src.vf} -> {dst_vf} reaches pre-switchover with the source stopped",
+              f"status {info.get('status')}")
+    src.qmp.cmd("migrate_cancel")
+    deadline = time.monotonic() + 60
+    st = None
+    while time.monotonic() < deadline:
+        st = src.qmp.cmd("query-migrate").get("status")
+        if st in ("cancelled", "failed", "completed"):
+            break
+        time.sleep(0.1)
+    results["cancel"] = {"status": st}
+    dst.quit()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not src.running():
+        time.sleep(0.2)
+    tap.check(st == "cancelled" and src.running(), "cancel: source VM runs again after migrate_cancel",
+              f"status {st}")
+    mark = src.last_status()[0] if src.last_status() else 0
+    after = src.wait_progress(args.io_timeout, more_than=mark)
+    tap.check(after is not None and after[0] > mark and after[2] == 0 and after[3] == 0,
+              f"cancel: guest I/O carries on on {src.vf} with no error",
+              f"{after[0] if after else 0} writes (was {before[0] if before else 0} before)")
+    return src
+
+
+def finish(args, tap, vm, results):
+    vm.send_ctl("stop\n")
+    m = vm.wait_console(r"^nvp-l2: RESULT (\S+)", 180)
+    done = re.search(r"^nvp-load: DONE .*$", vm.text(), re.M)
+    kern = re.search(r"^nvp-l2: kernel: (.*)$", vm.text(), re.M)
+    st = vm.last_status()
+    results["final"] = {
+        "writes": st[0] if st else 0, "verified": st[1] if st else 0,
+        "errors": st[2] if st else None, "mismatches": st[3] if st else None,
+        "kernel": kern.group(1) if kern else None,
+        "done_line": done.group(0) if done else None,
+    }
+    tap.check(done is not None and st is not None and st[2] == 0 and st[3] == 0,
+              "workload: every acknowledged block verified, zero I/O errors",
+              done.group(0) if done else "no DONE line in " + vm.console)
+    tap.check(kern is not None and re.fullmatch(r"nvme timeouts=0 resets=0 ioerrors=0", kern.group(1)) is not None,
+              "guest kernel log: no nvme timeout, reset or I/O error",
+              kern.group(1) if kern else "no kernel report")
+    tap.check(m is not None and m.group(1) == "ok", "L2 guest result ok", m.group(1) if m else "none")
+    vm.quit(timeout=60)
+
+
+def run_test(args):
+    tap = Tap(os.path.join(args.out, "e2e.tap"))
+    results = {"migrations": [], "vf1": args.vf1, "vf2": args.vf2}
+    src, boot_s, l2info = boot(args, args.vf1, tap, "source")
+    results["boot_s"] = round(boot_s, 1)
+    results["l2_device"] = l2info
+    if src.last_status() is None and src.wait_progress(args.io_timeout) is None:
+        src.quit()
+        return tap, results
+    vm = migrate_and_check(args, tap, src, args.vf2, 1, results)
+    if vm.vf == args.vf2:
+        vm = migrate_and_check(args, tap, vm, args.vf1, 2, results)
+    if args.cancel:
+        vm = cancel_check(args, tap, vm, args.vf2 if vm.vf == args.vf1 else args.vf1, 3, results)
+    finish(args, tap, vm, results)
+    return tap, results
+
+
+def run_bench(args):
+    """Total time and downtime with and without the VF, min/median/max."""
+    tap = Tap(os.path.join(args.out, "e2e.tap"))
+    results = {"bench": {}}
+    for label, vfs in (("without VF", (None, None)), ("with VF", (args.vf1, args.vf2))):
+        runs = []
+        vm = Vm(args, vfs[0])
+        if vfs[0]:
+            vm.wait_console(r"^nvp-load: running", args.boot_timeout)
+        else:
+            vm.wait_console(r"^nvp-l2: up .* no VF", args.boot_timeout)
+        for i in range(args.runs):
+            dst_vf = vfs[1] if i % 2 == 0 else vfs[0]
+            if vfs[0]:
+                vm.wait_progress(args.io_timeout)
+            dst = Vm(args, dst_vf, incoming=True)
+            info = mig_record(migrate(args, vm, dst, 100 + len(runs)))
+            runs.append(info)
+            log(f"bench {label} run {i + 1}: {json.dumps(info)}")
+            vm.quit()
+            vm = dst
+            if info["status"] != "completed":
+                break
+        vm.quit()
+        results["bench"][label] = runs
+        ok = all(r["status"] == "completed" for r in runs)
+        tap.check(ok, f"bench: {len(runs)} migrations {label}")
+    print("\nL2 migration (512 MiB unless set), QEMU-reported, ms:", flush=True)
+    print(f"  {'':12} {'runs':>4} {'total min/med/max':>22} {'downtime min/med/max':>22} {'vfio bytes':>10}")
+    for label, runs in results["bench"].items():
+        ok = [r for r in runs if r["status"] == "completed"]
+        if not ok:
+            print(f"  {label:12} none completed")
+            continue
+        tt = [r["total_ms"] for r in ok]
+        dt = [r["downtime_ms"] for r in ok]
+        vb = statistics.median([r["vfio_bytes"] or 0 for r in ok])
+        print(f"  {label:12} {len(ok):>4} {min(tt):>6} {statistics.median(tt):>7.0f} {max(tt):>7} "
+              f"{min(dt):>6} {statistics.median(dt):>7.0f} {max(dt):>7} {vb:>10.0f}")
+    return tap, results
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=["test", "bench"])
+    p.add_argument("--vf1", required=True)
+    p.add_argument("--vf2", required=True)
+    p.add_argument("--kernel", required=True)
+    p.add_argument("--initrd", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--mem", default="512M")
+    p.add_argument("--region", default="16", help="MiB of the namespace the workload writes")
+    p.add_argument("--backend", choices=["iommufd", "legacy"], default="iommufd")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--no-cancel", dest="cancel", action="store_false")
+    p.add_argument("--downtime-limit", type=int, default=0, help="ms (QEMU's downtime-limit)")
+    p.add_argument("--boot-timeout", type=float, default=180)
+    p.add_argument("--io-timeout", type=float, default=60)
+    p.add_argument("--mig-timeout", type=float, default=300)
+    args = p.parse_args()
+    if not os.path.exists("/dev/kvm"):
+        print("not ok 1 e2e: /dev/kvm exists in L1 (nested SVM)")
+        return 1
+    tap, results = run_test(args) if args.mode == "test" else run_bench(args)
+    results["passed"] = tap.n - tap.fail
+    results["failed"] = tap.fail
+    with open(os.path.join(args.out, "e2e.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    log(f"{tap.n - tap.fail} passed, {tap.fail} failed")
+    return 1 if tap.fail else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
