@@ -13,7 +13,9 @@ NVP_CACHE ?= $(HOME)/.cache/nvme-vfio-pci
 KDIR  ?= $(NVP_CACHE)/kernel-latest
 BUILD ?= $(CURDIR)/build
 
-.PHONY: all setup kernel qemu module clippy rustfmt host-test selftests check demo bench clean
+FUZZ_SECONDS ?= 600
+
+.PHONY: all setup kernel qemu module clippy rustfmt host-test selftests check demo bench bench-e2e fuzz clean
 
 all: module
 
@@ -28,6 +30,12 @@ qemu: setup
 
 bench:
 	tools/bench/run-mig-bench.sh
+
+bench-e2e:
+	tools/bench/run-e2e-bench.sh
+
+fuzz:
+	tools/fuzz/run-fuzz.sh $(FUZZ_SECONDS)
 
 module:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) modules

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # `make check`: every test suite, from a fresh machine or a warm one.
 #   set-up -> kernel (cached) -> module (CONFIG_WERROR + clippy) -> rustfmt
-#   -> host cargo test -> kselftest build -> VM: KUnit, guest checks,
-#   kselftests, kernel-log scan.
+#   -> host cargo test + bounded fuzzing -> kselftest build -> VM: KUnit,
+#   guest checks, kselftests, kernel-log scan -> VM: device-model
+#   conformance -> VM: end-to-end migration of an L2 VM by unmodified QEMU.
 # Prints per-suite counts, the time of each phase, and as its last line
 # "N passed, N failed". Exits non-zero when anything failed.
 . "$(dirname "$0")/lib.sh"
@@ -16,7 +17,7 @@ declare -A P F
 record() { SUITES+=("$1"); P[$1]=$2; F[$1]=$3; echo "--- suite $1: $2 passed, $3 failed"; }
 declare -A T
 timed() { local name=$1; shift; local t0=$SECONDS; "$@"; local rc=$?; T[$name]=$((${T[$name]:-0} + SECONDS - t0)); return $rc; }
-T_ORDER=(set-up kernel qemu module host-tests selftests-build vm)
+T_ORDER=(set-up kernel qemu module host-tests fuzz selftests-build vm e2e)
 
 # TAP: "ok N" / "not ok N" lines (kselftest and our guest checks); SKIP counts as passed.
 tap_count() { # FILE -> "pass fail"
@@ -59,6 +60,14 @@ record cargo-test "$hp" "$hf"
 host_clippy() { (cd tools/nvp-proto && cargo clippy -q --all-targets -- -D warnings); }
 if timed host-tests step "host cargo clippy (kernel lint set)" host_clippy; then record host-clippy 1 0; else record host-clippy 0 1; fi
 
+# Host fuzzing of the stream parser and TP4159 decoders, bounded (make fuzz runs longer).
+fuzz() { "$NVP_ROOT/tools/fuzz/run-fuzz.sh" "${NVP_FUZZ_SECONDS:-30}" 2>&1 | tee "$BUILD/fuzz.log"; }
+timed fuzz step "host fuzzing (${NVP_FUZZ_SECONDS:-30} s)" fuzz
+fp=$(grep -cE '^fuzz: [a-z0-9_]+ [0-9]+ runs in .*, 0 crashes' "$BUILD/fuzz.log" || true)
+ff=$(grep -cE '^fuzz: .*(CRASHED|no .Done. line)' "$BUILD/fuzz.log" || true)
+[ "$fp" -gt 0 ] || ff=$((ff + 1))
+record fuzz "$fp" "$ff"
+
 if timed selftests-build step "kselftests build" "$NVP_ROOT/tools/testbed/build-selftests.sh" "$BUILD"; then
 	record selftests-build 1 0
 else
@@ -79,6 +88,15 @@ lm_rc=0
 NVP_QUIET=1 timed vm step "VM: TP4159 device-model conformance (lm_test)" \
 	"$NVP_ROOT/tools/qemu/tests/run-lm-test.sh" "$LMOUT" || lm_rc=$?
 
+# End to end: Debian's unmodified QEMU migrates an L2 VM (KVM inside L1) with
+# its VF, VF1 -> VF2 -> VF1 and a cancelled migration, guest I/O verified.
+E2EOUT=$BUILD/vm-e2e
+rm -rf "$E2EOUT"; mkdir -p "$E2EOUT"
+e2e_rc=0
+NVP_QUIET=1 NVP_TIMEOUT=${NVP_E2E_TIMEOUT:-600} timed e2e step "VM: end-to-end L2 migration (unmodified QEMU)" \
+	"$NVP_ROOT/tools/testbed/run-e2e.sh" "$E2EOUT" test || e2e_rc=$?
+grep -E "^(ok|not ok) " "$E2EOUT/e2e.tap" 2>/dev/null || true
+
 # KUnit: the suite summaries the module printed when it loaded.
 read -r kp kf < <(awk '/# nvme_vfio_pci[a-z_]*: pass:/ {
 	for (i = 1; i <= NF; i++) { if ($i ~ /^pass:/) p += substr($i, 6); if ($i ~ /^fail:/) f += substr($i, 6) } }
@@ -90,6 +108,8 @@ read -r sp sf < <(tap_count "$VMOUT/kselftest.tap"); [ "$sp" -gt 0 ] || sf=$((sf
 [ "$vm_rc" = 0 ] || record vm-exit 0 1
 read -r lp lf < <(tap_count "$LMOUT/lm_test.tap"); [ "$lp" -gt 0 ] || lf=$((lf + 1)); record device-model "$lp" "$lf"
 [ "$lm_rc" = 0 ] || [ "$lf" -gt 0 ] || record device-model-exit 0 1
+read -r ep ef < <(tap_count "$E2EOUT/e2e.tap"); [ "$ep" -gt 0 ] || ef=$((ef + 1)); record e2e "$ep" "$ef"
+[ "$e2e_rc" = 0 ] || [ "$ef" -gt 0 ] || record e2e-exit 0 1
 
 echo
 echo "Time per phase:"

@@ -12,15 +12,21 @@
 mode=${1:?mode}; l2_kernel=${2:?L2 kernel}; l2_initrd=${3:?L2 initramfs}; shift 3
 out=$NVP_OUT
 : >"$out/e2e.tap"
-fail() { log "FAILED: $*"; echo "not ok 1 e2e: $*" >>"$out/e2e.tap"; exit 1; }
+n=0
+tap() { # tap OK|FAIL name
+	n=$(grep -cE '^(not )?ok ' "$out/e2e.tap"); n=$((n + 1))
+	if [ "$1" = OK ]; then echo "ok $n e2e: $2"; else echo "not ok $n e2e: $2"; fi | tee -a "$out/e2e.tap"
+}
+fail() { log "FAILED: $*"; tap FAIL "$*"; exit 1; }
 
-load_module || fail "module did not load"
-provision_vfs 2 || fail "VF provisioning failed"
+load_module || fail "module loads in L1"
+provision_vfs 2 || fail "two VFs provisioned on the TP4159 PF"
 VF1=$(vf_bdf 1); VF2=$(vf_bdf 2)
-bind "$VF1" "$NVP_DRIVER" || fail "VF $VF1 did not bind to $NVP_DRIVER"
-bind "$VF2" "$NVP_DRIVER" || fail "VF $VF2 did not bind to $NVP_DRIVER"
+bind "$VF1" "$NVP_DRIVER" || fail "VF $VF1 binds to $NVP_DRIVER"
+bind "$VF2" "$NVP_DRIVER" || fail "VF $VF2 binds to $NVP_DRIVER"
+tap OK "VF1 $VF1 and VF2 $VF2 bound to $NVP_DRIVER"
 log "VF1 $VF1 and VF2 $VF2 bound to $NVP_DRIVER; $(dmesg | grep 'migration controller nvme' | tail -1 | sed 's/.*: //')"
-[ -e /dev/kvm ] || fail "no /dev/kvm in L1 (nested SVM)"
+[ -e /dev/kvm ] || fail "/dev/kvm in L1 (nested SVM)"
 log "L2 QEMU: $(qemu-system-x86_64 --version | head -1)"
 
 rc=0
@@ -31,11 +37,11 @@ python3 "$NVP_REPO/tools/testbed/guest/e2e.py" "$mode" --vf1 "$VF1" --vf2 "$VF2"
 dmesg | grep -E "nvme_vfio_pci" | tail -n 40 >"$out/e2e-driver.log"
 unbind "$VF1"
 unbind "$VF2"
-rmmod nvme_vfio_pci || { log "rmmod failed"; rc=1; }
+if rmmod nvme_vfio_pci; then tap OK "module unloads after the migrations"; else tap FAIL "module unloads after the migrations"; rc=1; fi
 dmesg >"$out/dmesg.txt"
-if ! scan_kernel_log >/dev/null; then
-	log "kernel log shows a BUG/WARNING"
-	echo "not ok 99 e2e: L1 kernel log clean" >>"$out/e2e.tap"
-	rc=1
+if scan_kernel_log >/dev/null; then
+	tap OK "L1 kernel log clean (no BUG/WARNING/Oops)"
+else
+	tap FAIL "L1 kernel log clean (no BUG/WARNING/Oops)"; rc=1
 fi
 exit $rc
