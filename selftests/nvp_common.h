@@ -5,9 +5,12 @@
  *
  *   NVP_VF      BDF of a provisioned (online) VF bound to the driver under test
  *   NVP_VF2     a second such VF (optional)
- *   NVP_PF      the PF's BDF (bound to nvme)
+ *   NVP_PF      the PF's BDF (bound to nvme; the PF-loss test unbinds and
+ *               rebinds it, and re-provisions the VFs)
  *   NVP_NONVF   BDF of a plain NVMe function without SR-IOV, bound to nvme
  *               (optional)
+ *   NVP_VF_VQ   VQ resources the runner gave NVP_VF (optional; the many-queue
+ *               migration test checks the VF reports them)
  *   NVP_DRIVER  the driver under test (default nvme_vfio_pci); with
  *               "vfio-pci" the tests that need our driver's log SKIP.
  */

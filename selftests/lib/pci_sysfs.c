@@ -125,6 +125,33 @@ int nvp_pci_physfn(const char *bdf, char *pf, size_t len)
 	return 0;
 }
 
+int nvp_pci_vf_number(const char *bdf, unsigned int *vfn)
+{
+	char pf[64], p[PATH_MAX], link[PATH_MAX];
+	const char *base;
+	unsigned int i;
+	ssize_t n;
+	int ret;
+
+	ret = nvp_pci_physfn(bdf, pf, sizeof(pf));
+	if (ret)
+		return ret;
+	for (i = 0; i < 256; i++) {
+		snprintf(p, sizeof(p), SYSFS_PCI "/devices/%s/virtfn%u", pf, i);
+		n = readlink(p, link, sizeof(link) - 1);
+		if (n < 0)
+			break;
+		link[n] = '\0';
+		base = strrchr(link, '/');
+		if (!strcmp(base ? base + 1 : link, bdf)) {
+			*vfn = i + 1;
+			return 0;
+		}
+	}
+	nvp_seterr("%s is not among the virtfn links of its PF %s", bdf, pf);
+	return -ENOENT;
+}
+
 static int write_file(const char *path, const char *val)
 {
 	size_t len = strlen(val);

@@ -36,6 +36,8 @@ bool nvp_pci_exists(const char *bdf);
 bool nvp_pci_is_vf(const char *bdf);
 /* BDF of the PF of VF @bdf (from the physfn link). */
 int nvp_pci_physfn(const char *bdf, char *pf, size_t len);
+/* 1-based number of VF @bdf on its PF (its virtfnN link is N = *vfn - 1). */
+int nvp_pci_vf_number(const char *bdf, unsigned int *vfn);
 
 /* Write @val to /sys/bus/pci/devices/<bdf>/<attr>. */
 int nvp_pci_write_attr(const char *bdf, const char *attr, const char *val);

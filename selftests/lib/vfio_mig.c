@@ -58,6 +58,20 @@ int nvp_mig_get(struct nvp_vfio *v, uint32_t *state)
 	return 0;
 }
 
+int nvp_mig_data_size(struct nvp_vfio *v, uint64_t *len)
+{
+	struct {
+		struct vfio_device_feature f;
+		struct vfio_device_feature_mig_data_size d;
+	} a = { .f = { .argsz = sizeof(a), .flags = VFIO_DEVICE_FEATURE_GET |
+			VFIO_DEVICE_FEATURE_MIG_DATA_SIZE } };
+
+	if (ioctl(v->devfd, VFIO_DEVICE_FEATURE, &a))
+		return -errno;
+	*len = a.d.stop_copy_length;
+	return 0;
+}
+
 ssize_t nvp_mig_read_all(int fd, uint8_t **out)
 {
 	size_t cap = 1 << 16, len = 0;

@@ -19,6 +19,8 @@ int nvp_mig_flags(struct nvp_vfio *v, uint64_t *flags);
 int nvp_mig_set(struct nvp_vfio *v, uint32_t state, int *fd);
 /* Get the migration state. */
 int nvp_mig_get(struct nvp_vfio *v, uint32_t *state);
+/* VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: the driver's estimate of the stop-copy data. */
+int nvp_mig_data_size(struct nvp_vfio *v, uint64_t *len);
 /* Read a save fd to its end into a malloc'ed buffer; returns the length. */
 ssize_t nvp_mig_read_all(int fd, uint8_t **out);
 /* Write a stream to a resume fd, in uneven pieces when @uneven. */

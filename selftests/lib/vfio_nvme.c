@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -109,8 +110,18 @@ fail:
 	return -e;
 }
 
+static void msix_close_efds(struct nvp_vfio *v)
+{
+	uint32_t i;
+
+	for (i = 0; i < v->nmsix; i++)
+		close(v->msix_efd[i]);
+	v->nmsix = 0;
+}
+
 void nvp_vfio_close(struct nvp_vfio *v)
 {
+	msix_close_efds(v);	/* closing the device fd disables MSI-X */
 	if (v->bar0)
 		munmap((void *)v->bar0, v->bar0_len);
 	if (v->devfd >= 0)
@@ -205,6 +216,87 @@ int nvp_vfio_reset(struct nvp_vfio *v)
 		return -e;
 	}
 	return 0;
+}
+
+int nvp_vfio_irq_count(struct nvp_vfio *v, uint32_t index, uint32_t *count)
+{
+	struct vfio_irq_info ii = { .argsz = sizeof(ii), .index = index };
+
+	if (ioctl(v->devfd, VFIO_DEVICE_GET_IRQ_INFO, &ii)) {
+		int e = errno;
+
+		nvp_seterr("VFIO_DEVICE_GET_IRQ_INFO(%u): %s", index, strerror(e));
+		return -e;
+	}
+	*count = ii.count;
+	return 0;
+}
+
+int nvp_vfio_msix_disable(struct nvp_vfio *v)
+{
+	struct vfio_irq_set is = {
+		.argsz = sizeof(is),
+		.flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+		.index = VFIO_PCI_MSIX_IRQ_INDEX,
+	};
+	int ret = 0;
+
+	if (v->nmsix && ioctl(v->devfd, VFIO_DEVICE_SET_IRQS, &is)) {
+		ret = -errno;
+		nvp_seterr("VFIO_DEVICE_SET_IRQS(MSI-X off): %s", strerror(-ret));
+	}
+	msix_close_efds(v);
+	return ret;
+}
+
+int nvp_vfio_msix_enable(struct nvp_vfio *v, uint32_t nvec)
+{
+	struct {
+		struct vfio_irq_set is;
+		int32_t fd[NVP_MAX_VEC];
+	} a;
+	uint32_t i;
+	int e;
+
+	if (v->nmsix)
+		nvp_vfio_msix_disable(v);
+	if (!nvec || nvec > NVP_MAX_VEC) {
+		nvp_seterr("%u MSI-X vectors: 1..%u handled", nvec, NVP_MAX_VEC);
+		return -EINVAL;
+	}
+	memset(&a, 0, sizeof(a));
+	for (i = 0; i < nvec; i++) {
+		v->msix_efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (v->msix_efd[i] < 0) {
+			e = errno;
+			nvp_seterr("eventfd: %s", strerror(e));
+			msix_close_efds(v);
+			return -e;
+		}
+		v->nmsix = i + 1;
+		a.fd[i] = v->msix_efd[i];
+	}
+	a.is.argsz = sizeof(a.is) + nvec * sizeof(a.fd[0]);
+	a.is.flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+	a.is.index = VFIO_PCI_MSIX_IRQ_INDEX;
+	a.is.start = 0;
+	a.is.count = nvec;
+	if (ioctl(v->devfd, VFIO_DEVICE_SET_IRQS, &a)) {
+		e = errno;
+		nvp_seterr("VFIO_DEVICE_SET_IRQS(MSI-X, %u vectors): %s", nvec, strerror(e));
+		msix_close_efds(v);
+		return -e;
+	}
+	return 0;
+}
+
+uint64_t nvp_vfio_msix_take(struct nvp_vfio *v, uint32_t vec)
+{
+	uint64_t cnt = 0;
+
+	if (vec >= v->nmsix || read(v->msix_efd[vec], &cnt, sizeof(cnt)) != sizeof(cnt))
+		return 0;
+	return cnt;
 }
 
 int nvp_dma_map(struct nvp_vfio *v, void *va, uint64_t iova, uint64_t len)
@@ -361,6 +453,7 @@ int nvp_nvme_init(struct nvp_nvme *n, struct nvp_vfio *v, uint64_t iova_base)
 {
 	uint8_t *mem;
 	uint16_t depth;
+	unsigned int i;
 	int ret;
 
 	memset(n, 0, sizeof(*n));
@@ -411,8 +504,14 @@ int nvp_nvme_init(struct nvp_nvme *n, struct nvp_vfio *v, uint64_t iova_base)
 	if (depth > 32)
 		depth = 32;
 	queue_setup(&n->aq, 0, 32, mem, mem + 0x1000, iova_base, iova_base + 0x1000);
-	queue_setup(&n->ioq, 1, depth, mem + 0x2000, mem + 0x3000, iova_base + 0x2000,
+	queue_setup(&n->ioq[0], 1, depth, mem + 0x2000, mem + 0x3000, iova_base + 0x2000,
 		    iova_base + 0x3000);
+	for (i = 1; i < NVP_MAX_IOQ; i++) {
+		size_t off = 0x7000 + 0x2000 * (i - 1);
+
+		queue_setup(&n->ioq[i], (uint16_t)(i + 1), depth, mem + off, mem + off + 0x1000,
+			    iova_base + off, iova_base + off + 0x1000);
+	}
 	n->buf = mem + 0x4000;
 	n->wbuf = mem + 0x5000;
 	n->rbuf = mem + 0x6000;
@@ -461,13 +560,14 @@ int nvp_nvme_disable(struct nvp_nvme *n)
 
 	if (cc & NVME_CC_EN)
 		nvp_wreg32(n, NVME_REG_CC, cc & ~NVME_CC_EN);
-	n->ioq_created = false;
+	n->nioq = 0;
 	return wait_rdy(n, false);
 }
 
 int nvp_nvme_enable(struct nvp_nvme *n)
 {
 	uint16_t ad = n->aq.depth;
+	unsigned int i;
 	uint32_t cc;
 	int ret;
 
@@ -478,7 +578,8 @@ int nvp_nvme_enable(struct nvp_nvme *n)
 	if (ret)
 		return ret;
 	queue_reset(&n->aq);
-	queue_reset(&n->ioq);
+	for (i = 0; i < NVP_MAX_IOQ; i++)
+		queue_reset(&n->ioq[i]);
 	nvp_wreg32(n, NVME_REG_AQA, ((uint32_t)(ad - 1) << 16) | (uint32_t)(ad - 1));
 	nvp_wreg64(n, NVME_REG_ASQ, n->aq.sq_iova);
 	nvp_wreg64(n, NVME_REG_ACQ, n->aq.cq_iova);
@@ -495,30 +596,31 @@ static volatile uint32_t *doorbell(struct nvp_nvme *n, uint16_t qid, bool cq)
 				     (2u * qid + (cq ? 1 : 0)) * n->dstrd);
 }
 
-int nvp_nvme_submit(struct nvp_nvme *n, struct nvp_queue *q, struct nvme_sqe *sqe,
-		    struct nvme_cqe *cqe, uint32_t timeout_ms)
+void nvp_nvme_post(struct nvp_nvme *n, struct nvp_queue *q, struct nvme_sqe *sqe)
 {
-	volatile struct nvme_cqe *c;
-	uint64_t deadline;
-	uint16_t status, cid;
-
-	cid = q->next_cid++;
-	sqe->cid = cid;
+	sqe->cid = q->next_cid++;
 	memcpy(&q->sq[q->sq_tail], sqe, sizeof(*sqe));
 	q->sq_tail = (uint16_t)((q->sq_tail + 1) % q->depth);
 	__sync_synchronize();
 	*doorbell(n, q->qid, false) = q->sq_tail;
+}
 
-	deadline = nvp_now_ms() + timeout_ms;
-	c = &q->cq[q->cq_head];
-	for (;;) {
-		status = c->status;
-		if ((status & 1) == q->phase)
-			break;
+bool nvp_nvme_cq_ready(struct nvp_queue *q)
+{
+	return (q->cq[q->cq_head].status & 1) == q->phase;
+}
+
+int nvp_nvme_reap(struct nvp_nvme *n, struct nvp_queue *q, uint16_t cid,
+		  struct nvme_cqe *cqe, uint32_t timeout_ms)
+{
+	uint64_t deadline = nvp_now_ms() + timeout_ms;
+	volatile struct nvme_cqe *c = &q->cq[q->cq_head];
+	uint16_t status;
+
+	while (!nvp_nvme_cq_ready(q)) {
 		if (nvp_now_ms() > deadline) {
-			nvp_seterr("timeout (%u ms) for opcode 0x%02x cid %u on queue %u (CSTS 0x%x)",
-				   timeout_ms, sqe->opc, cid, q->qid,
-				   nvp_reg32(n, NVME_REG_CSTS));
+			nvp_seterr("timeout (%u ms) for cid %u on queue %u (CSTS 0x%x)",
+				   timeout_ms, cid, q->qid, nvp_reg32(n, NVME_REG_CSTS));
 			return -ETIMEDOUT;
 		}
 		nvp_sleep_us(100);
@@ -537,11 +639,27 @@ int nvp_nvme_submit(struct nvp_nvme *n, struct nvp_queue *q, struct nvme_sqe *sq
 	}
 	status = (cqe->status >> 1) & 0x7ff;	/* SCT << 8 | SC */
 	if (status) {
-		nvp_seterr("opcode 0x%02x on queue %u failed: SCT 0x%x SC 0x%02x", sqe->opc,
-			   q->qid, status >> 8, status & 0xff);
+		nvp_seterr("cid %u on queue %u failed: SCT 0x%x SC 0x%02x", cid, q->qid,
+			   status >> 8, status & 0xff);
 		return status;
 	}
 	return 0;
+}
+
+int nvp_nvme_submit(struct nvp_nvme *n, struct nvp_queue *q, struct nvme_sqe *sqe,
+		    struct nvme_cqe *cqe, uint32_t timeout_ms)
+{
+	int ret;
+
+	nvp_nvme_post(n, q, sqe);
+	ret = nvp_nvme_reap(n, q, sqe->cid, cqe, timeout_ms);
+	if (ret) {
+		char why[400];
+
+		snprintf(why, sizeof(why), "%s", nvp_lasterr());
+		nvp_seterr("opcode 0x%02x: %s", sqe->opc, why);
+	}
+	return ret;
 }
 
 int nvp_nvme_identify_raw(struct nvp_nvme *n, uint32_t cns, uint32_t nsid, uint64_t prp1)
@@ -598,66 +716,137 @@ int nvp_nvme_identify_ns(struct nvp_nvme *n, uint32_t nsid)
 	return 0;
 }
 
-int nvp_nvme_create_ioq(struct nvp_nvme *n)
+static int admin_cmd(struct nvp_nvme *n, struct nvme_sqe *sqe, uint32_t *dw0)
 {
-	struct nvme_sqe sqe;
 	struct nvme_cqe cqe;
-	uint16_t d = n->ioq.depth;
 	int ret;
 
-	queue_reset(&n->ioq);
+	ret = nvp_nvme_submit(n, &n->aq, sqe, &cqe, NVP_CMD_TIMEOUT_MS);
+	if (!ret && dw0)
+		*dw0 = cqe.dw0;
+	return ret;
+}
 
-	/* Set Features, Number of Queues: 1 SQ, 1 CQ (0's based). */
+int nvp_nvme_create_ioqs(struct nvp_nvme *n, uint16_t nq, uint16_t nvec)
+{
+	uint16_t want = nq ? nq : NVP_MAX_IOQ, got, i;
+	struct nvme_sqe sqe;
+	uint32_t dw0 = 0;
+	int ret;
+
+	if (want > NVP_MAX_IOQ) {
+		nvp_seterr("%u I/O queue pairs asked for, at most %u handled", want, NVP_MAX_IOQ);
+		return -EINVAL;
+	}
+	n->nioq = 0;
+	for (i = 0; i < NVP_MAX_IOQ; i++)
+		queue_reset(&n->ioq[i]);
+
+	/* Set Features, Number of Queues (0's based); DW0: what was allocated. */
 	memset(&sqe, 0, sizeof(sqe));
 	sqe.opc = 0x09;
 	sqe.cdw10 = 0x07;
-	sqe.cdw11 = 0;
-	ret = nvp_nvme_submit(n, &n->aq, &sqe, &cqe, NVP_CMD_TIMEOUT_MS);
+	sqe.cdw11 = ((uint32_t)(want - 1) << 16) | (uint32_t)(want - 1);
+	ret = admin_cmd(n, &sqe, &dw0);
 	if (ret)
 		return ret;
+	got = (uint16_t)((dw0 & 0xffff) < (dw0 >> 16) ? (dw0 & 0xffff) : (dw0 >> 16)) + 1;
+	if (!nq)
+		want = got < want ? got : want;
+	else if (got < want) {
+		nvp_seterr("%u I/O queue pairs asked for, the controller allocated %u "
+			   "(NSQA %u, NCQA %u)", want, got, (dw0 & 0xffff) + 1, (dw0 >> 16) + 1);
+		return -ENOSPC;
+	}
 
-	/* Create I/O Completion Queue: PC=1, IEN=0 (polled). */
-	memset(&sqe, 0, sizeof(sqe));
-	sqe.opc = 0x05;
-	sqe.prp1 = n->ioq.cq_iova;
-	sqe.cdw10 = ((uint32_t)(d - 1) << 16) | n->ioq.qid;
-	sqe.cdw11 = 1;
-	ret = nvp_nvme_submit(n, &n->aq, &sqe, &cqe, NVP_CMD_TIMEOUT_MS);
-	if (ret)
-		return ret;
+	for (i = 0; i < want; i++) {
+		struct nvp_queue *q = &n->ioq[i];
+		uint32_t qsize = (uint32_t)(q->depth - 1) << 16;
 
-	/* Create I/O Submission Queue bound to that CQ, PC=1. */
-	memset(&sqe, 0, sizeof(sqe));
-	sqe.opc = 0x01;
-	sqe.prp1 = n->ioq.sq_iova;
-	sqe.cdw10 = ((uint32_t)(d - 1) << 16) | n->ioq.qid;
-	sqe.cdw11 = ((uint32_t)n->ioq.qid << 16) | 1;
-	ret = nvp_nvme_submit(n, &n->aq, &sqe, &cqe, NVP_CMD_TIMEOUT_MS);
-	if (ret)
-		return ret;
-	n->ioq_created = true;
+		q->ien = nvec != 0;
+		q->iv = nvec ? q->qid % nvec : 0;
+		/* Create I/O Completion Queue: PC=1, IEN and IV as asked. */
+		memset(&sqe, 0, sizeof(sqe));
+		sqe.opc = 0x05;
+		sqe.prp1 = q->cq_iova;
+		sqe.cdw10 = qsize | q->qid;
+		sqe.cdw11 = ((uint32_t)q->iv << 16) | (q->ien ? 2u : 0u) | 1u;
+		ret = admin_cmd(n, &sqe, NULL);
+		if (ret)
+			return ret;
+
+		/* Create I/O Submission Queue bound to that CQ, PC=1. */
+		memset(&sqe, 0, sizeof(sqe));
+		sqe.opc = 0x01;
+		sqe.prp1 = q->sq_iova;
+		sqe.cdw10 = qsize | q->qid;
+		sqe.cdw11 = ((uint32_t)q->qid << 16) | 1u;
+		ret = admin_cmd(n, &sqe, NULL);
+		if (ret)
+			return ret;
+		n->nioq = i + 1;
+	}
 	return 0;
 }
 
-int nvp_nvme_rw(struct nvp_nvme *n, bool write, uint32_t nsid, uint64_t slba)
+int nvp_nvme_create_ioq(struct nvp_nvme *n)
 {
-	struct nvme_sqe sqe = {
-		.opc = write ? 0x01 : 0x02,
-		.nsid = nsid,
-		.prp1 = write ? n->wbuf_iova : n->rbuf_iova,
-		.cdw10 = (uint32_t)slba,
-		.cdw11 = (uint32_t)(slba >> 32),
-		.cdw12 = 0,	/* NLB, 0's based: one block */
-	};
+	return nvp_nvme_create_ioqs(n, 1, 0);
+}
+
+void nvp_nvme_rw_sqe(struct nvme_sqe *sqe, bool write, uint32_t nsid, uint64_t slba,
+		     uint64_t iova)
+{
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opc = write ? 0x01 : 0x02;
+	sqe->nsid = nsid;
+	sqe->prp1 = iova;
+	sqe->cdw10 = (uint32_t)slba;
+	sqe->cdw11 = (uint32_t)(slba >> 32);
+	sqe->cdw12 = 0;	/* NLB, 0's based: one block */
+}
+
+int nvp_nvme_rw_q(struct nvp_nvme *n, struct nvp_queue *q, bool write, uint32_t nsid,
+		  uint64_t slba, uint64_t iova)
+{
+	struct nvme_sqe sqe;
 	struct nvme_cqe cqe;
 
-	if (!n->ioq_created) {
-		nvp_seterr("no I/O queue");
+	if (q->qid < 1 || q->qid > n->nioq) {
+		nvp_seterr("I/O queue %u not created (%u exist)", q->qid, n->nioq);
 		return -EINVAL;
 	}
 	if (!n->lba_size || n->lba_size > NVP_PAGE_SIZE) {
 		nvp_seterr("LBA size unknown or above one page (%u)", n->lba_size);
 		return -EINVAL;
 	}
-	return nvp_nvme_submit(n, &n->ioq, &sqe, &cqe, NVP_CMD_TIMEOUT_MS);
+	nvp_nvme_rw_sqe(&sqe, write, nsid, slba, iova);
+	return nvp_nvme_submit(n, q, &sqe, &cqe, NVP_CMD_TIMEOUT_MS);
+}
+
+int nvp_nvme_rw(struct nvp_nvme *n, bool write, uint32_t nsid, uint64_t slba)
+{
+	return nvp_nvme_rw_q(n, &n->ioq[0], write, nsid, slba, write ? n->wbuf_iova : n->rbuf_iova);
+}
+
+int nvp_nvme_identify_res(struct nvp_nvme *n, uint16_t *nvq, uint16_t *nvi)
+{
+	const uint8_t *id = n->buf;
+	int ret;
+
+	memset(n->buf, 0, NVP_PAGE_SIZE);
+	ret = nvp_nvme_identify_raw(n, 0x14, 0, n->buf_iova);
+	if (ret)
+		return ret;
+	/* Primary Controller Capabilities: VQPRT at byte 42, VIPRT at byte 74. */
+	*nvq = (uint16_t)(id[42] | id[43] << 8);
+	*nvi = (uint16_t)(id[74] | id[75] << 8);
+	return 0;
+}
+
+int nvp_nvme_map_into(struct nvp_nvme *n, struct nvp_vfio *dst)
+{
+	int ret = nvp_dma_map(dst, n->aq.sq, n->iova_base, NVP_IOVA_SPAN);
+
+	return ret == -EEXIST ? 0 : ret;
 }

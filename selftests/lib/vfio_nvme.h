@@ -4,7 +4,8 @@
  * userspace NVMe driver on top of it, for the nvme_vfio_pci kselftests.
  *
  * Owns: struct nvp_vfio (the iommufd, the IOAS, the device fd, the BAR0
- * mapping) and struct nvp_nvme (queue memory, queue pointers).  Single
+ * mapping, the MSI-X eventfds) and struct nvp_nvme (queue memory, queue
+ * pointers).  Single
  * threaded; no locking.  Every wait is bounded: commands time out, and
  * enable/disable wait at most CAP.TO (at least NVP_MIN_TIMEOUT_MS).
  *
@@ -26,6 +27,7 @@
 #define NVP_PAGE_SIZE		4096u
 #define NVP_MIN_TIMEOUT_MS	5000u	/* TCG guests are slow */
 #define NVP_CMD_TIMEOUT_MS	10000u
+#define NVP_MAX_VEC		32u	/* MSI-X vectors the library can enable */
 
 struct nvp_vfio {
 	char bdf[32];
@@ -39,6 +41,8 @@ struct nvp_vfio {
 	struct vfio_region_info cfg_info;
 	volatile uint8_t *bar0;		/* mmap of BAR0, NULL if not mapped */
 	size_t bar0_len;
+	int msix_efd[NVP_MAX_VEC];	/* eventfds of the enabled MSI-X vectors */
+	uint32_t nmsix;			/* how many (0: MSI-X not enabled) */
 };
 
 /*
@@ -61,6 +65,17 @@ int nvp_bus_master(struct nvp_vfio *v, bool on);
 
 /* VFIO_DEVICE_RESET */
 int nvp_vfio_reset(struct nvp_vfio *v);
+
+/* VFIO_DEVICE_GET_IRQ_INFO: how many interrupts of @index (VFIO_PCI_*_IRQ_INDEX). */
+int nvp_vfio_irq_count(struct nvp_vfio *v, uint32_t index, uint32_t *count);
+/*
+ * VFIO_DEVICE_SET_IRQS: enable MSI-X vectors 0..@nvec-1, each signalling a
+ * fresh non-blocking eventfd (v->msix_efd[]), or disable MSI-X and close them.
+ */
+int nvp_vfio_msix_enable(struct nvp_vfio *v, uint32_t nvec);
+int nvp_vfio_msix_disable(struct nvp_vfio *v);
+/* Interrupts signalled on MSI-X vector @vec since the last call (the eventfd count). */
+uint64_t nvp_vfio_msix_take(struct nvp_vfio *v, uint32_t vec);
 
 /* IOMMU_IOAS_MAP at a fixed IOVA, and IOMMU_IOAS_UNMAP (@unmapped may be NULL). */
 int nvp_dma_map(struct nvp_vfio *v, void *va, uint64_t iova, uint64_t len);
@@ -116,16 +131,22 @@ struct nvp_queue {
 	uint16_t cq_head;
 	uint8_t phase;
 	uint16_t next_cid;
+	bool ien;		/* CQ created with interrupts enabled ... */
+	uint16_t iv;		/* ... on this vector */
 };
 
+/* I/O queue pairs the driver can create (QIDs 1..NVP_MAX_IOQ). */
+#define NVP_MAX_IOQ		16u
+
 /*
- * IOVA layout under @iova_base (all 4 KiB pages, each its own mapping):
- *   +0x0000 admin SQ   +0x1000 admin CQ   +0x2000 I/O SQ   +0x3000 I/O CQ
+ * IOVA layout under @iova_base, 4 KiB pages in one mapping of NVP_IOVA_SPAN:
+ *   +0x0000 admin SQ   +0x1000 admin CQ   +0x2000 I/O SQ 1   +0x3000 I/O CQ 1
  *   +0x4000 identify / scratch buffer    +0x5000 data buffer (write)
  *   +0x6000 data buffer (read)
+ *   +0x7000 + 0x2000 * (qid - 2): I/O SQ qid, then I/O CQ qid (qid 2..NVP_MAX_IOQ)
  */
 #define NVP_IOVA_BASE_DEFAULT	0x100000000ull	/* 4 GiB */
-#define NVP_IOVA_SPAN		0x7000ull
+#define NVP_IOVA_SPAN		(0x7000ull + 0x2000ull * (NVP_MAX_IOQ - 1))
 
 struct nvp_nvme {
 	struct nvp_vfio *v;
@@ -134,8 +155,9 @@ struct nvp_nvme {
 	uint32_t vs;
 	uint32_t dstrd;		/* doorbell stride in bytes */
 	uint32_t timeout_ms;	/* for enable/disable */
-	struct nvp_queue aq, ioq;
-	bool ioq_created;
+	struct nvp_queue aq;
+	struct nvp_queue ioq[NVP_MAX_IOQ];	/* ioq[i] has QID i + 1 */
+	uint16_t nioq;		/* I/O queue pairs created (0: none) */
 	void *buf;		/* scratch (identify) */
 	void *wbuf, *rbuf;	/* data */
 	uint64_t buf_iova, wbuf_iova, rbuf_iova;
@@ -163,6 +185,17 @@ int nvp_nvme_enable(struct nvp_nvme *n);
 /* Submit one command on @q and poll for its completion. */
 int nvp_nvme_submit(struct nvp_nvme *n, struct nvp_queue *q, struct nvme_sqe *sqe,
 		    struct nvme_cqe *cqe, uint32_t timeout_ms);
+/*
+ * The two halves of nvp_nvme_submit(), for commands left in flight: post
+ * @sqe on @q (its CID is set) and ring the SQ tail doorbell; wait for the
+ * next completion on @q, consume it and ring the CQ head doorbell (returns
+ * as nvp_nvme_submit(), checking the CID against @cid).
+ */
+void nvp_nvme_post(struct nvp_nvme *n, struct nvp_queue *q, struct nvme_sqe *sqe);
+int nvp_nvme_reap(struct nvp_nvme *n, struct nvp_queue *q, uint16_t cid,
+		  struct nvme_cqe *cqe, uint32_t timeout_ms);
+/* Is a completion waiting at the head of @q's CQ? */
+bool nvp_nvme_cq_ready(struct nvp_queue *q);
 
 /* Identify Controller (fills n->cntlid, n->vid; raw data in n->buf). */
 int nvp_nvme_identify_ctrl(struct nvp_nvme *n);
@@ -170,10 +203,31 @@ int nvp_nvme_identify_ctrl(struct nvp_nvme *n);
 int nvp_nvme_identify_ns(struct nvp_nvme *n, uint32_t nsid);
 /* Set Features Number of Queues (1/1), Create I/O CQ 1 and SQ 1 (polled). */
 int nvp_nvme_create_ioq(struct nvp_nvme *n);
-/* One-block Write (from wbuf) or Read (into rbuf) on the I/O queue. */
+/*
+ * Set Features Number of Queues, then Create I/O CQ and SQ 1..@nq.  @nq 0:
+ * as many as the controller allocates (at most NVP_MAX_IOQ).  @nvec 0:
+ * polled CQs (IEN=0); else IEN=1 on vector qid % @nvec, so queues share
+ * vectors when there are fewer vectors than queues.  Sets n->nioq; -ENOSPC
+ * if the controller allocates fewer than @nq.
+ */
+int nvp_nvme_create_ioqs(struct nvp_nvme *n, uint16_t nq, uint16_t nvec);
+/* One-block Write (from wbuf) or Read (into rbuf) on I/O queue 1. */
 int nvp_nvme_rw(struct nvp_nvme *n, bool write, uint32_t nsid, uint64_t slba);
+/* One-block Write or Read on @q, data at @iova. */
+int nvp_nvme_rw_q(struct nvp_nvme *n, struct nvp_queue *q, bool write, uint32_t nsid,
+		  uint64_t slba, uint64_t iova);
+/* The Write (0x01) or Read (0x02) SQE of one block at @slba, data at @iova. */
+void nvp_nvme_rw_sqe(struct nvme_sqe *sqe, bool write, uint32_t nsid, uint64_t slba,
+		     uint64_t iova);
 
 /* Issue an admin command whose data pointer is @prp1 (tests may pass an unmapped IOVA). */
 int nvp_nvme_identify_raw(struct nvp_nvme *n, uint32_t cns, uint32_t nsid, uint64_t prp1);
+/*
+ * Identify Primary Controller Capabilities (CNS 14h) of this controller: on
+ * a VF, the VQ and VI resources of its secondary controller (VQPRT, VIPRT).
+ */
+int nvp_nvme_identify_res(struct nvp_nvme *n, uint16_t *nvq, uint16_t *nvi);
+/* Map the driver's whole IOVA span (queues and buffers) into @dst's IOAS at the same IOVAs. */
+int nvp_nvme_map_into(struct nvp_nvme *n, struct nvp_vfio *dst);
 
 #endif

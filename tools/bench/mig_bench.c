@@ -86,14 +86,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* The guest's memory at the same IOVAs in VF2's IOAS. */
-	{
-		struct { void *va; uint64_t iova; } pg[] = {
-			{ n.aq.sq, n.aq.sq_iova }, { (void *)n.aq.cq, n.aq.cq_iova },
-			{ n.ioq.sq, n.ioq.sq_iova }, { (void *)n.ioq.cq, n.ioq.cq_iova },
-			{ n.buf, n.buf_iova }, { n.wbuf, n.wbuf_iova }, { n.rbuf, n.rbuf_iova } };
-		for (i = 0; i < 7; i++)
-			nvp_dma_map(&v[1], pg[i].va, pg[i].iova, NVP_PAGE_SIZE);
-		nvp_bus_master(&v[1], true);
+	if (nvp_nvme_map_into(&n, &v[1]) || nvp_bus_master(&v[1], true)) {
+		fprintf(stderr, "set-up: %s\n", nvp_lasterr());
+		return 1;
 	}
 
 	for (r = 0; r < rounds; r++) {

@@ -17,13 +17,17 @@
 #   NVP_MEM      L1 memory (default 4G)
 #   NVP_ACCEL    -accel value (default tcg,thread=single: multi-threaded TCG
 #                was seen to lose timer wakeups of an idle vCPU, hanging runs)
+#   NVP_APPEND   extra L1 kernel command-line words
 #   NVP_PF_OPTS  extra properties for the SR-IOV NVMe PF (e.g. hmlms=on)
 #   NVP_QEMU_ARGS extra QEMU arguments (word-split), e.g. "-trace pci_nvme_err*"
+# A second HMP monitor listens on OUTDIR/monitor.sock (e.g. for "info cpus"
+# or "nmi" when a run hangs: socat - UNIX-CONNECT:OUTDIR/monitor.sock).
 # The guest's exit status is the script's; 124 = timeout, 125 = no exit seen.
 #
 # Devices: intel-iommu (interrupt remapping), an NVMe SR-IOV PF at 01:00.0 in
-# subsystem subsys0 with 4 VFs possible and a shared 64 MiB namespace, and a
-# plain NVMe controller without SR-IOV at 02:00.0 (the "not a VF" case).
+# subsystem subsys0 with 4 VFs possible (8 flexible VQ and 4 flexible VI, at
+# most 4 VQ and 2 VI per VF) and a shared 64 MiB namespace, and a plain NVMe
+# controller without SR-IOV at 02:00.0 (the "not a VF" case).
 
 . "$(dirname "$0")/lib.sh"
 
@@ -58,7 +62,8 @@ args=(
 	-nographic -no-reboot -nic none -serial mon:stdio
 	-L /usr/share/qemu -L /usr/share/seabios
 	-kernel "$KERNEL" -initrd "$INITRD"
-	-append "console=ttyS0 panic=-1 nvp.cmd=$OUT/cmd.sh nvp.out=$OUT nvp.repo=$NVP_ROOT"
+	-append "console=ttyS0 panic=-1 nvp.cmd=$OUT/cmd.sh nvp.out=$OUT nvp.repo=$NVP_ROOT${NVP_APPEND:+ $NVP_APPEND}"
+	-monitor "unix:$OUT/monitor.sock,server=on,wait=off"
 	-fsdev "local,id=hostroot,path=/,security_model=none,readonly=on"
 	-device "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot"
 	-fsdev "local,id=nvpout,path=$OUT,security_model=none"
@@ -67,7 +72,7 @@ args=(
 	-device pcie-root-port,id=rp0,chassis=1,slot=1
 	-device pcie-root-port,id=rp1,chassis=2,slot=2
 	-device nvme-subsys,id=subsys0,nqn=nvp-subsys0
-	-device "nvme,id=pf0,serial=nvpf0001,subsys=subsys0,bus=rp0,sriov_max_vfs=4,sriov_vq_flexible=8,sriov_vi_flexible=4,max_ioqpairs=10,msix_qsize=8${PF_OPTS:+,$PF_OPTS}"
+	-device "nvme,id=pf0,serial=nvpf0001,subsys=subsys0,bus=rp0,sriov_max_vfs=4,sriov_vq_flexible=8,sriov_vi_flexible=4,sriov_max_vq_per_vf=4,sriov_max_vi_per_vf=2,max_ioqpairs=10,msix_qsize=8${PF_OPTS:+,$PF_OPTS}"
 	-drive "file=$OUT/ns1.img,if=none,id=nvm1,format=raw"
 	-device nvme-ns,drive=nvm1,nsid=1
 	-device nvme,id=plain0,serial=nvplain01,bus=rp1

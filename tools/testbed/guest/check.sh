@@ -17,7 +17,10 @@ log "kernel $(uname -r)"
 chk "module loads" load_module
 dmesg >"$NVP_OUT/kunit.log"
 chk "modinfo has vfio_pci alias" bash -c "modinfo $NVP_MODULE | grep -q '^alias: *vfio_pci:v\*d\*sv\*sd\*bc01sc08i02'"
-chk "provision 2 VFs" provision_vfs 2
+# 4 VQ (3 I/O queue pairs) and 2 VI each: all the PF's flexible resources,
+# for the many-queue migration test (NVP_VF_VQ tells it what to expect).
+VF_VQ=4
+chk "provision 2 VFs ($VF_VQ VQ, 2 VI each)" provision_vfs 2 $VF_VQ 2
 VF1=$(vf_bdf 1); VF2=$(vf_bdf 2)
 log "VF1=$VF1 VF2=$VF2"
 chk "VF1 binds to $NVP_DRIVER" bind "$VF1" "$NVP_DRIVER"
@@ -41,7 +44,7 @@ if [ -d "$ST" ]; then
 	for t in "$ST"/*_test; do
 		[ -x "$t" ] || continue
 		log "running $(basename "$t")"
-		NVP_VF=$VF1 NVP_VF2=$VF2 NVP_PF=$NVP_PF NVP_NONVF=$NVP_NONVF NVP_DRIVER=$NVP_DRIVER \
+		NVP_VF=$VF1 NVP_VF2=$VF2 NVP_PF=$NVP_PF NVP_NONVF=$NVP_NONVF NVP_DRIVER=$NVP_DRIVER NVP_VF_VQ=$VF_VQ \
 			timeout 400 "$t" 2>&1 | tee -a "$NVP_OUT/kselftest.tap"
 	done
 else

@@ -27,21 +27,23 @@ wait_for() { # wait_for SECONDS CMD...
 	return 1
 }
 
-# provision_vfs N: create N VFs on the PF and bring their secondary
-# controllers online with 2 VQ (admin + 1 I/O) and 1 VI each.
+# provision_vfs N [VQ [VI]]: create N VFs on the PF and bring their
+# secondary controllers online with VQ queue resources (admin + VQ-1 I/O
+# queues, default 2) and VI interrupt resources (default 1) each. The PF has
+# 8 flexible VQ and 4 flexible VI, at most 4 VQ and 2 VI per VF (run-vm.sh).
 provision_vfs() {
-	local n=$1 pfdev i scid
+	local n=$1 vq=${2:-2} vi=${3:-1} pfdev i scid
 	wait_for 20 nvme_dev_of "$NVP_PF" >/dev/null || { log "PF $NVP_PF has no nvme device"; return 1; }
 	pfdev=$(nvme_dev_of "$NVP_PF")
 	echo 0 >"$SYSPCI/$NVP_PF/sriov_drivers_autoprobe"
 	echo "$n" >"$SYSPCI/$NVP_PF/sriov_numvfs" || return 1
 	for i in $(seq 1 "$n"); do
 		scid=$i
-		nvme virt-mgmt "$pfdev" -c "$scid" -r 0 -a 8 -n 2 >/dev/null || return 1
-		nvme virt-mgmt "$pfdev" -c "$scid" -r 1 -a 8 -n 1 >/dev/null || return 1
+		nvme virt-mgmt "$pfdev" -c "$scid" -r 0 -a 8 -n "$vq" >/dev/null || return 1
+		nvme virt-mgmt "$pfdev" -c "$scid" -r 1 -a 8 -n "$vi" >/dev/null || return 1
 		nvme virt-mgmt "$pfdev" -c "$scid" -a 9 >/dev/null || return 1
 	done
-	log "provisioned $n VFs on $NVP_PF ($pfdev)"
+	log "provisioned $n VFs on $NVP_PF ($pfdev): $vq VQ, $vi VI each"
 }
 
 vf_bdf() { # vf_bdf N (1-based)
