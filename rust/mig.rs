@@ -108,12 +108,45 @@ pub(crate) struct VfCtx<'a> {
     pub(crate) pdev: *mut bindings::pci_dev,
     /// The PF's migration controller.
     pub(crate) pf: &'a PfController,
+    /// The VF's number on its PF (1-based).
+    pub(crate) vfn: u16,
     /// The VF's secondary controller ID.
     pub(crate) scid: u16,
-    /// VQ resources assigned to the VF (admin + I/O queues).
+    /// VQ resources assigned to the VF (admin + I/O queues), as of probe;
+    /// the destination re-reads them before it checks a stream.
     pub(crate) nvq: u16,
-    /// VI resources assigned to the VF.
+    /// VI resources assigned to the VF, as of probe.
     pub(crate) nvi: u16,
+}
+
+/// `cx` with the VF's VQ and VI resources read afresh from the PF's
+/// Secondary Controller List: an administrator may assign them after the VF
+/// was bound (a VF bound while offline has none).
+fn with_current_resources<'a>(cx: &VfCtx<'a>) -> Result<VfCtx<'a>> {
+    match cx.pf.secondary_of_vf(cx.vfn) {
+        Ok(Some(sc)) if sc.scid == cx.scid => Ok(VfCtx {
+            nvq: sc.nvq,
+            nvi: sc.nvi,
+            ..*cx
+        }),
+        Ok(_) => {
+            dev_err!(
+                cx.dev,
+                "secondary controller {} is no longer VF {}'s in the PF's list\n",
+                cx.scid,
+                cx.vfn
+            );
+            Err(ENODEV)
+        }
+        Err(e) => {
+            dev_err!(
+                cx.dev,
+                "reading the PF's Secondary Controller List failed ({:?})\n",
+                e
+            );
+            Err(e)
+        }
+    }
 }
 
 /// Logs a failed PF command and turns it into an errno.
@@ -350,6 +383,7 @@ fn check_stream<'a>(
 fn resuming_to_stop(cx: &VfCtx<'_>, m: &mut MigState) -> Result {
     let mf = m.resume.take().ok_or(EINVAL)?;
     let data = mf.take()?;
+    let cx = &with_current_resources(cx)?;
     let (csvi, csuuidi_dest) = state_formats(cx)?;
     let (state, csuuidi) = check_stream(cx, &data, csuuidi_dest).map_err(|why| {
         dev_err!(cx.dev, "migration stream refused: {}\n", why);

@@ -51,6 +51,8 @@ use crate::{
 struct VfInfo {
     /// The PF's migration controller.
     pf: PfHandle,
+    /// The VF's number on its PF (1-based).
+    vfn: u16,
     /// The VF's secondary controller ID (its CNTLID), as the PF reports it.
     scid: u16,
     /// VQ resources assigned to the secondary controller.
@@ -148,6 +150,7 @@ unsafe fn ctx<'a>(vdev: *mut sys::vfio_device, st: &'a VfState) -> VfCtx<'a> {
         vdev,
         pdev,
         pf: &st.info.pf,
+        vfn: st.info.vfn,
         scid: st.info.scid,
         nvq: st.info.nvq,
         nvi: st.info.nvi,
@@ -359,6 +362,7 @@ fn admit(pdev: *mut bindings::pci_dev) -> Result<VfInfo> {
     );
     Ok(VfInfo {
         pf: ctl,
+        vfn,
         scid: sc.scid,
         nvq: sc.nvq,
         nvi: sc.nvi,

@@ -64,6 +64,27 @@ chk "bound VF unbinds cleanly after PF loss" bash -c "echo $VF1 > /sys/bus/pci/d
 chk "PF rebinds to nvme" bash -c ". tools/testbed/guest/lib.sh; echo > $SYSPCI/$NVP_PF/driver_override
 	echo $NVP_PF > /sys/bus/pci/drivers/nvme/bind && wait_for 30 nvme_dev_of $NVP_PF >/dev/null"
 chk "VFs bind again after the PF is rebound" bash -c ". tools/testbed/guest/lib.sh; bind $VF1 $NVP_DRIVER && bind $VF2 $NVP_DRIVER"
+# The PF's reset left the secondary controllers offline with no resources,
+# and the VFs were bound like that: assigning resources now must be seen by
+# the destination's checks (it reads them afresh), not the zeros of probe.
+reprovision() {
+	local pfdev scid
+	pfdev=$(nvme_dev_of "$NVP_PF") || return 1
+	for scid in 1 2; do
+		nvme virt-mgmt "$pfdev" -c $scid -r 0 -a 8 -n $VF_VQ >/dev/null || return 1
+		nvme virt-mgmt "$pfdev" -c $scid -r 1 -a 8 -n 2 >/dev/null || return 1
+		nvme virt-mgmt "$pfdev" -c $scid -a 9 >/dev/null || return 1
+	done
+}
+chk "bound VFs get resources and come online" reprovision
+mig_after_reprovision() {
+	local out
+	out=$(NVP_VF=$VF1 NVP_VF2=$VF2 NVP_PF=$NVP_PF NVP_DRIVER=$NVP_DRIVER NVP_EXPECT_MIGRATION=${NVP_EXPECT_MIGRATION:-} \
+		timeout 120 "$ST/nvp_mig_test" -t vf1_to_vf2_data_verified 2>&1)
+	echo "$out" | grep -E "^(not )?ok |too few" | sed 's/^/    /'
+	echo "$out" | grep -qE "^ok 1 " && ! echo "$out" | grep -qE "^not ok |# SKIP"
+}
+chk "VFs provisioned after binding migrate (resources read afresh)" mig_after_reprovision
 
 chk "VFs unbind" bash -c "echo $VF1 > /sys/bus/pci/drivers/$NVP_DRIVER/unbind && echo $VF2 > /sys/bus/pci/drivers/$NVP_DRIVER/unbind"
 chk "module unloads" rmmod nvme_vfio_pci

@@ -83,6 +83,7 @@ class Vm:
     """One L2 QEMU process."""
 
     count = 0
+    all = []
 
     def __init__(self, args, vf, incoming=False):
         Vm.count += 1
@@ -92,13 +93,14 @@ class Vm:
         self.qmp_path = f"/tmp/{self.name}.qmp"
         self.ctl_path = f"/tmp/{self.name}.ctl"
         self.vf = vf
+        self.incoming = incoming
         for p in (self.qmp_path, self.ctl_path):
             if os.path.exists(p):
                 os.unlink(p)
         cmd = [
             QEMU, "-machine", "q35,accel=kvm", "-cpu", "host,tsc-deadline=off",
             "-smp", "1", "-m", args.mem, "-nodefaults", "-no-user-config",
-            "-display", "none",
+            "-display", "none", "-no-reboot",
             "-kernel", args.kernel, "-initrd", args.initrd,
             "-append", f"console=ttyS0 quiet panic=-1 nvp.region={args.region}"
             + ("" if vf else " nvp.novf=1"),
@@ -128,6 +130,7 @@ class Vm:
         with open(os.path.join(d, self.name + ".cmdline"), "w") as f:
             f.write(" ".join(cmd) + "\n")
         self.qmp = Qmp(self.qmp_path)
+        Vm.all.append(self)
 
     def text(self):
         try:
@@ -149,6 +152,14 @@ class Vm:
                 return m
             time.sleep(0.2)
         return None
+
+    def trouble(self):
+        """Signs that this L2 went wrong: an oops, a panic, a reboot, a mismatch."""
+        t = self.text()
+        bad = re.findall(r"^.*(?:BUG:|Oops|Kernel panic|MISMATCH|I/O ERROR).*$", t, re.M)
+        if self.incoming and re.search(r"^nvp-l2: up |^nvp-load: running", t, re.M):
+            bad.insert(0, "the guest booted afresh on the destination (it was not migrated)")
+        return bad
 
     def last_status(self):
         """(writes, verified, errors, mismatches) of the last status line, or None."""
@@ -293,6 +304,7 @@ def migrate_and_check(args, tap, src, dst_vf, n, results):
         dst.quit()
         return src
     tap.check(dst.running(), f"migration {n}: destination VM runs")
+    dst_run_s = time.monotonic()
     src_after = src.last_status()
     src.quit()
     mark = src_after[0] if src_after else 0
@@ -301,6 +313,11 @@ def migrate_and_check(args, tap, src, dst_vf, n, results):
               f"migration {n}: guest I/O carries on on {dst_vf} with no error",
               f"{after[0] if after else 0} writes (was {mark} at switchover), "
               f"{after[1] if after else 0} blocks verified")
+    # Reads checked late (the workload's ring) need a couple of seconds.
+    time.sleep(max(0.0, args.settle - (time.monotonic() - dst_run_s)))
+    bad = dst.trouble()
+    tap.check(not bad, f"migration {n}: destination guest did not oops, reboot or read stale data",
+              "; ".join(bad[:3]))
     return dst
 
 
@@ -335,7 +352,7 @@ def cancel_check(args, tap, src, dst_vf, n, results):
     return src
 
 
-def finish(args, tap, vm, results):
+def finish(args, tap, vm, results, vms):
     vm.send_ctl("stop\n")
     m = vm.wait_console(r"^nvp-l2: RESULT (\S+)", 180)
     done = re.search(r"^nvp-load: DONE .*$", vm.text(), re.M)
@@ -355,6 +372,9 @@ def finish(args, tap, vm, results):
               kern.group(1) if kern else "no kernel report")
     tap.check(m is not None and m.group(1) == "ok", "L2 guest result ok", m.group(1) if m else "none")
     vm.quit(timeout=60)
+    bad = [f"{v.name}: {b}" for v in vms for b in v.trouble()]
+    tap.check(not bad, "every L2 console: no oops, panic, reboot, I/O error or mismatch",
+              "; ".join(bad[:3]))
 
 
 def run_test(args):
@@ -371,7 +391,7 @@ def run_test(args):
         vm = migrate_and_check(args, tap, vm, args.vf1, 2, results)
     if args.cancel:
         vm = cancel_check(args, tap, vm, args.vf2 if vm.vf == args.vf1 else args.vf1, 3, results)
-    finish(args, tap, vm, results)
+    finish(args, tap, vm, results, Vm.all)
     return tap, results
 
 
@@ -445,6 +465,8 @@ def main():
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--no-cancel", dest="cancel", action="store_false")
     p.add_argument("--downtime-limit", type=int, default=0, help="ms (QEMU's downtime-limit)")
+    p.add_argument("--settle", type=float, default=4,
+                   help="seconds the destination runs before its console is checked")
     p.add_argument("--boot-timeout", type=float, default=180)
     p.add_argument("--io-timeout", type=float, default=60)
     p.add_argument("--mig-timeout", type=float, default=300)
