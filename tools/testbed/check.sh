@@ -17,7 +17,7 @@ declare -A P F
 record() { SUITES+=("$1"); P[$1]=$2; F[$1]=$3; echo "--- suite $1: $2 passed, $3 failed"; }
 declare -A T
 timed() { local name=$1; shift; local t0=$SECONDS; "$@"; local rc=$?; T[$name]=$((${T[$name]:-0} + SECONDS - t0)); return $rc; }
-T_ORDER=(set-up kernel qemu module host-tests fuzz selftests-build vm e2e)
+T_ORDER=(set-up kernel qemu module host-tests fuzz selftests-build vm e2e debug-kernel debug-vm)
 
 # TAP: "ok N" / "not ok N" lines (kselftest and our guest checks); SKIP counts as passed.
 tap_count() { # FILE -> "pass fail"
@@ -98,18 +98,68 @@ NVP_QUIET=1 NVP_TIMEOUT=${NVP_E2E_TIMEOUT:-600} timed e2e step "VM: end-to-end L
 grep -E "^(ok|not ok) " "$E2EOUT/e2e.tap" 2>/dev/null || true
 
 # KUnit: the suite summaries the module printed when it loaded.
-read -r kp kf < <(awk '/# nvme_vfio_pci[a-z_]*: pass:/ {
-	for (i = 1; i <= NF; i++) { if ($i ~ /^pass:/) p += substr($i, 6); if ($i ~ /^fail:/) f += substr($i, 6) } }
-	END {print p+0, f+0}' "$VMOUT/kunit.log" 2>/dev/null || echo "0 0")
-[ "$kp" -gt 0 ] || kf=$((kf + 1))   # no KUnit result at all is a failure
-record kunit "$kp" "$kf"
-read -r gp gf < <(tap_count "$VMOUT/guest-checks.tap"); record guest-checks "$gp" "$gf"
-read -r sp sf < <(tap_count "$VMOUT/kselftest.tap"); [ "$sp" -gt 0 ] || sf=$((sf + 1)); record kselftest "$sp" "$sf"
-[ "$vm_rc" = 0 ] || record vm-exit 0 1
+kunit_count() { # KUNIT_LOG -> "pass fail"
+	awk '/# nvme_vfio_pci[a-z_]*: pass:/ {
+		for (i = 1; i <= NF; i++) { if ($i ~ /^pass:/) p += substr($i, 6); if ($i ~ /^fail:/) f += substr($i, 6) } }
+		END {print p+0, f+0}' "$1" 2>/dev/null || echo "0 0"
+}
+# record_vm PREFIX OUTDIR RC: KUnit, guest checks and kselftests of one VM run.
+record_vm() {
+	local pre=$1 out=$2 rc=$3 kp kf gp gf sp sf
+	read -r kp kf < <(kunit_count "$out/kunit.log")
+	[ "$kp" -gt 0 ] || kf=$((kf + 1))   # no KUnit result at all is a failure
+	record "${pre}kunit" "$kp" "$kf"
+	read -r gp gf < <(tap_count "$out/guest-checks.tap"); record "${pre}guest-checks" "$gp" "$gf"
+	read -r sp sf < <(tap_count "$out/kselftest.tap"); [ "$sp" -gt 0 ] || sf=$((sf + 1)); record "${pre}kselftest" "$sp" "$sf"
+	[ "$rc" = 0 ] || record "${pre}vm-exit" 0 1
+}
+record_vm "" "$VMOUT" "$vm_rc"
 read -r lp lf < <(tap_count "$LMOUT/lm_test.tap"); [ "$lp" -gt 0 ] || lf=$((lf + 1)); record device-model "$lp" "$lf"
 [ "$lm_rc" = 0 ] || [ "$lf" -gt 0 ] || record device-model-exit 0 1
 read -r ep ef < <(tap_count "$E2EOUT/e2e.tap"); [ "$ep" -gt 0 ] || ef=$((ef + 1)); record e2e "$ep" "$ef"
 [ "$e2e_rc" = 0 ] || [ "$ef" -gt 0 ] || record e2e-exit 0 1
+
+# The debug kernel (tools/testbed/kernel-debug.config: KASAN, lockdep,
+# DEBUG_ATOMIC_SLEEP, kmemleak, DEBUG_LIST, PROVE_RCU, UBSAN) runs the VM
+# suites once more: the module built against it, the guest checks and
+# kselftests, and the end-to-end migration with L1 on the debug kernel.
+# Their kernel-log scans fail on any report, and a kmemleak scan runs before
+# power-off. NVP_DEBUG_KERNEL=1 (make check-debug) turns this on.
+if [ "${NVP_DEBUG_KERNEL:-0}" != 0 ]; then
+	t0=$SECONDS
+	DKDIR=$("$NVP_ROOT/tools/testbed/build-debug-kernel.sh" | tail -1) || DKDIR=
+	T[debug-kernel]=$((SECONDS - t0))
+	DMOD=$BUILD/debug-module
+	debug_module() {
+		rm -rf "$DMOD" && mkdir -p "$DMOD" &&
+			git ls-files -z Kbuild rust include | xargs -0 cp --parents -t "$DMOD" &&
+			make -s -C "$DKDIR" M="$DMOD" LLVM="$NVP_LLVM" modules
+	}
+	if [ -n "$DKDIR" ] && [ -d "$DKDIR" ] && timed debug-kernel step "module on the debug kernel" debug_module; then
+		record debug-module-build 1 0
+		DVMOUT=$BUILD/vm-debug
+		rm -rf "$DVMOUT"; mkdir -p "$DVMOUT"
+		echo "NVP_MODULE=$DMOD/nvme_vfio_pci.ko" >"$DVMOUT/guest.env"
+		dvm_rc=0
+		NVP_KERNEL=$DKDIR/arch/x86/boot/bzImage NVP_QUIET=1 NVP_SELFTESTS=$BUILD/selftests NVP_TIMEOUT=1200 \
+			timed debug-vm step "debug kernel VM: KUnit, guest checks, kselftests" \
+			"$NVP_ROOT/tools/testbed/run-vm.sh" "$DVMOUT" "$NVP_ROOT/tools/testbed/guest/check.sh" || dvm_rc=$?
+		grep -E "^(not ok|kmemleak:)" "$DVMOUT/console.log" | head -20 || true
+		record_vm debug- "$DVMOUT" "$dvm_rc"
+		DE2EOUT=$BUILD/vm-debug-e2e
+		rm -rf "$DE2EOUT"; mkdir -p "$DE2EOUT"
+		echo "NVP_MODULE=$DMOD/nvme_vfio_pci.ko" >"$DE2EOUT/guest.env"
+		de2e_rc=0
+		NVP_KERNEL=$DKDIR/arch/x86/boot/bzImage NVP_QUIET=1 NVP_TIMEOUT=1200 \
+			timed debug-vm step "debug kernel VM: end-to-end L2 migration" \
+			"$NVP_ROOT/tools/testbed/run-e2e.sh" "$DE2EOUT" test || de2e_rc=$?
+		grep -E "^not ok " "$DE2EOUT/e2e.tap" 2>/dev/null || true
+		read -r ep ef < <(tap_count "$DE2EOUT/e2e.tap"); [ "$ep" -gt 0 ] || ef=$((ef + 1)); record debug-e2e "$ep" "$ef"
+		[ "$de2e_rc" = 0 ] || [ "$ef" -gt 0 ] || record debug-e2e-exit 0 1
+	else
+		record debug-module-build 0 1
+	fi
+fi
 
 echo
 echo "Time per phase:"

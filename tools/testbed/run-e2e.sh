@@ -14,7 +14,10 @@ out=$(realpath -m "${1:?usage: run-e2e.sh OUTDIR test|bench [options]}")
 mode=${2:?usage: run-e2e.sh OUTDIR test|bench [options]}
 shift 2
 mkdir -p "$out"
-kernel=${NVP_KERNEL:-$NVP_CACHE/kernel-latest/arch/x86/boot/bzImage}
+# L1 runs NVP_KERNEL (run-vm.sh's default: the test kernel); L2 runs
+# NVP_L2_KERNEL, the normal test kernel unless set (also when L1 runs the
+# debug kernel).
+kernel=${NVP_L2_KERNEL:-$NVP_CACHE/kernel-latest/arch/x86/boot/bzImage}
 [ -f "$kernel" ] || die "no kernel at $kernel"
 [ -n "${NVP_QEMU:-}" ] || NVP_QEMU=$("$NVP_ROOT/tools/qemu/build-qemu.sh" | tail -1)
 export NVP_QEMU NVP_PF_OPTS=${NVP_PF_OPTS:-hmlms=on}

@@ -90,5 +90,6 @@ chk "VFs unbind" bash -c "echo $VF1 > /sys/bus/pci/drivers/$NVP_DRIVER/unbind &&
 chk "module unloads" rmmod nvme_vfio_pci
 chk "module reloads and rebinds after PF re-provisioning" bash -c "
 	. tools/testbed/guest/lib.sh; load_module && bind $VF1 $NVP_DRIVER && rmmod nvme_vfio_pci"
+chk "no kmemleak leak (debug kernel; passes where kmemleak is off)" kmemleak_check
 dmesg >"$NVP_OUT/dmesg.txt"
 chk "kernel log clean (no BUG/WARNING/Oops)" scan_kernel_log

@@ -411,7 +411,11 @@ def run_bench(args):
             if vfs[0]:
                 vm.wait_progress(args.io_timeout)
             dst = Vm(args, dst_vf, incoming=True)
-            info = mig_record(migrate(args, vm, dst, 100 + len(runs)))
+            try:
+                info = mig_record(migrate(args, vm, dst, 100 + len(runs)))
+            except (RuntimeError, OSError) as e:
+                info = {"status": "error", "error": f"{e}; source QEMU exit {vm.proc.poll()}, "
+                        f"destination QEMU exit {dst.proc.poll()} (see {vm.name}.stderr)"}
             runs.append(info)
             log(f"bench {label} run {i + 1}: {json.dumps(info)}")
             vm.quit()
@@ -421,7 +425,8 @@ def run_bench(args):
         vm.quit()
         results["bench"][label] = runs
         ok = all(r["status"] == "completed" for r in runs)
-        tap.check(ok, f"bench: {len(runs)} migrations {label}")
+        tap.check(ok, f"bench: {len(runs)} migrations {label}",
+                  "" if ok else str(runs[-1].get("error")))
     print(f"\nL2 migration ({args.mem}), QEMU-reported, {args.runs} runs each, ms (min / median / max):",
           flush=True)
     print(f"  {'':12} {'runs':>4} {'total':>22} {'downtime':>20} {'RAM while stopped':>18} {'VF state':>9}")
@@ -431,7 +436,7 @@ def run_bench(args):
         if not ok:
             print(f"  {label:12} none completed")
             continue
-        tt = [r["total_ms"] for r in ok]
+        tt = [r["total_ms"] for r in ok]  # completed runs only
         dt = [r["downtime_ms"] for r in ok]
         db = statistics.median([r["ram_downtime_bytes"] or 0 for r in ok])
         vb = statistics.median([r["vfio_bytes"] or 0 for r in ok])

@@ -4,6 +4,11 @@
 
 set -uo pipefail
 
+# Per-run settings from the host (e.g. NVP_MODULE for the debug kernel's
+# module): the guest starts with a clean environment.
+# shellcheck disable=SC1091
+[ -n "${NVP_OUT:-}" ] && [ -f "$NVP_OUT/guest.env" ] && . "$NVP_OUT/guest.env"
+
 NVP_PF=${NVP_PF:-0000:01:00.0}
 NVP_NONVF=${NVP_NONVF:-0000:02:00.0}
 NVP_DRIVER=${NVP_DRIVER:-nvme_vfio_pci}
@@ -77,8 +82,21 @@ load_module() {
 	insmod "$NVP_MODULE"
 }
 
-# Kernel log problems that fail a run.
+# Kernel log problems that fail a run: oopses, warnings, KASAN and UBSAN
+# reports, lockdep splats (they start with "WARNING:"), kmemleak findings.
 scan_kernel_log() {
-	dmesg | grep -E "BUG:|WARNING:|Oops|Call Trace|KASAN|UBSAN|possible circular locking|unreferenced object|general protection" && return 1
+	dmesg | grep -E "BUG:|WARNING:|Oops|Call Trace|KASAN|UBSAN|possible circular locking|unreferenced object|suspected memory leak|general protection" && return 1
 	return 0
+}
+
+# kmemleak_check: on a kernel with kmemleak, scan now and fail on any leak
+# (the report goes to $NVP_OUT/kmemleak.txt). A kernel without it passes.
+kmemleak_check() {
+	local f=/sys/kernel/debug/kmemleak n
+	[ -e "$f" ] || return 0
+	echo scan >"$f"; sleep 2; echo scan >"$f"
+	cat "$f" >"$NVP_OUT/kmemleak.txt"
+	n=$(grep -c "unreferenced object" "$NVP_OUT/kmemleak.txt")
+	echo "kmemleak: $n unreferenced objects"
+	[ "$n" = 0 ] || { head -40 "$NVP_OUT/kmemleak.txt"; return 1; }
 }
