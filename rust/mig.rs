@@ -38,21 +38,21 @@ use crate::{
         PfController, //
     },
     protocol::{
+        dest::{
+            self,
+            Dest,
+            Refusal, //
+        },
         status::sct,
         stream::{
-            self,
             sec,
             Identity,
             Writer,
             IDENTITY_LEN,
             SEC_CRITICAL, //
         },
-        tp4159::{
-            self,
-            NvmeState,
-            StateHeader, //
-        },
-        VENDOR_STATE_UUID,
+        tp4159,
+        VENDOR_STATE_UUID, //
     },
     sys,
     tp4159 as ops, //
@@ -220,41 +220,6 @@ fn pci_ids(pdev: *mut bindings::pci_dev) -> (u16, u16, u16, u16) {
     }
 }
 
-/// The highest I/O queue ID and the number of interrupt vectors that the
-/// NVMe state uses.
-fn queue_needs(s: &NvmeState<'_>) -> (u16, u16) {
-    let mut max_qid = 0u16;
-    let mut nvec = 0u16;
-    for i in 0..s.niosq {
-        if let Some(q) = s.sq(i) {
-            max_qid = max_qid.max(q.qid);
-        }
-    }
-    for i in 0..s.niocq {
-        if let Some(q) = s.cq(i) {
-            max_qid = max_qid.max(q.qid);
-            if q.ien() {
-                nvec = nvec.max(q.iv().saturating_add(1));
-            }
-        }
-    }
-    (max_qid, nvec)
-}
-
-/// Splits a TP4159 Controller State into its NVMe part (checked).
-fn nvme_part(state: &[u8]) -> Result<NvmeState<'_>, &'static str> {
-    let h = StateHeader::parse(state).map_err(|_| "malformed Controller State header")?;
-    if h.ver != 0 {
-        return Err("unsupported Controller State version");
-    }
-    if h.total_len() != Some(state.len() as u64) {
-        return Err("Controller State length does not match its header");
-    }
-    let n = (h.nvmecss * 4) as usize;
-    NvmeState::parse(&state[tp4159::STATE_HDR_LEN..tp4159::STATE_HDR_LEN + n])
-        .map_err(|_| "malformed NVMe Controller State")
-}
-
 /// The CSVI of NVMe controller state version 0 and the CSUUIDI of the
 /// device model's vendor state (if offered), from Identify CNS 20h.
 fn state_formats(cx: &VfCtx<'_>) -> Result<(u8, Option<u8>)> {
@@ -283,11 +248,11 @@ fn stop_to_stop_copy(cx: &VfCtx<'_>, m: &mut MigState) -> Result<*mut bindings::
         );
         return Err(EIO);
     }
-    let nv = nvme_part(&state).map_err(|why| {
+    let nv = dest::nvme_part(&state).map_err(|why| {
         dev_err!(cx.dev, "source controller state refused: {}\n", why);
         EPROTO
     })?;
-    let (max_qid, nvectors) = queue_needs(&nv);
+    let (max_qid, nvectors) = dest::queue_needs(&nv);
     let (vendor, device, subvendor, subdevice) = pci_ids(cx.pdev);
     let id = Identity {
         vendor,
@@ -337,46 +302,20 @@ fn check_stream<'a>(
     data: &'a [u8],
     csuuidi_dest: Option<u8>,
 ) -> Result<(&'a [u8], u8), &'static str> {
-    let s = stream::parse(data).map_err(|e| {
-        dev_err!(cx.dev, "migration stream: {:?}\n", e);
-        "malformed migration stream"
-    })?;
-    let id = s.identity;
-    let (vendor, device, subvendor, subdevice) = pci_ids(cx.pdev);
-    if (id.vendor, id.device, id.subvendor, id.subdevice) != (vendor, device, subvendor, subdevice)
-    {
-        return Err("source VF has different PCI IDs");
-    }
-    let state = s.nvme_state.ok_or("stream carries no controller state")?;
-    let nv = nvme_part(state)?;
-    let (max_qid, nvectors) = queue_needs(&nv);
-    if max_qid != id.max_qid || nvectors != id.nvectors {
-        return Err("identity does not match the controller state it carries");
-    }
-    if max_qid >= cx.nvq {
-        return Err("destination VF has too few queue resources (VQ) for the source's queues");
-    }
-    if nvectors > cx.nvi {
-        return Err("destination VF has too few interrupt resources (VI) for the source's vectors");
-    }
-    let mdts = cx.pf.caps().mdts.unwrap_or(0);
-    if id.mdts != 0 && mdts != 0 && mdts < id.mdts {
-        return Err("destination MDTS is smaller than the source's");
-    }
-    let csuuidi = if id.vendor_uuid == [0; 16] {
-        0
-    } else {
-        if id.vendor_uuid != VENDOR_STATE_UUID {
-            return Err("unknown vendor state UUID");
-        }
-        csuuidi_dest.ok_or("destination does not support the source's vendor state")?
+    let d = Dest {
+        ids: pci_ids(cx.pdev),
+        nvq: cx.nvq,
+        nvi: cx.nvi,
+        mdts: cx.pf.caps().mdts,
+        csuuidi: csuuidi_dest,
     };
-    if let Some((u, _)) = s.vendor {
-        if u != id.vendor_uuid {
-            return Err("vendor section UUID does not match the identity");
+    dest::check_stream(data, &d).map_err(|r| match r {
+        Refusal::Stream(e) => {
+            dev_err!(cx.dev, "migration stream: {:?}\n", e);
+            "malformed migration stream"
         }
-    }
-    Ok((state, csuuidi))
+        Refusal::Unfit(why) => why,
+    })
 }
 
 /// RESUMING → STOP: validate everything, then load the destination.

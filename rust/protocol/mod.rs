@@ -17,6 +17,7 @@
 // the driver, and the host crate uses the rest.
 #![allow(dead_code)]
 
+pub(crate) mod dest;
 pub(crate) mod identify;
 pub(crate) mod sqe;
 pub(crate) mod status;

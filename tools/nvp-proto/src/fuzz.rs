@@ -10,8 +10,8 @@
 //!
 //! - [`stream`]: the bytes go to the migration-stream parser, and what it
 //!   accepts is walked the way the destination's resume path walks it
-//!   (`check_stream`, `nvme_part` and `queue_needs` of `rust/mig.rs`,
-//!   mirrored below because that file needs the kernel). The same bytes
+//!   (`rust/protocol/dest.rs`, the same code as the driver's RESUMING →
+//!   STOP check). The same bytes
 //!   then describe a valid stream that is built with the `Writer`, parsed
 //!   back and compared; every truncation of it must be refused, and so must
 //!   every byte flip (CRC-32C), or else yield identical content.
@@ -21,6 +21,7 @@
 //!   decode back to what was encoded.
 
 use crate::protocol::{
+    dest,
     stream::{
         self, sec, Identity, Stream, StreamError, Writer, HDR_LEN, IDENTITY_LEN, KNOWN_FLAGS,
         MAX_STREAM_LEN, SEC_CRITICAL, SEC_HDR_LEN,
@@ -137,81 +138,26 @@ pub struct Dest {
     pub csuuidi: Option<u8>,
 }
 
-/// `rust/mig.rs` `queue_needs`: the highest I/O queue ID and the number of
-/// interrupt vectors that the NVMe state uses.
-fn queue_needs(s: &NvmeState<'_>) -> (u16, u16) {
-    let mut max_qid = 0u16;
-    let mut nvec = 0u16;
-    for i in 0..s.niosq {
-        if let Some(q) = s.sq(i) {
-            max_qid = max_qid.max(q.qid);
-        }
-    }
-    for i in 0..s.niocq {
-        if let Some(q) = s.cq(i) {
-            max_qid = max_qid.max(q.qid);
-            if q.ien() {
-                nvec = nvec.max(q.iv().saturating_add(1));
-            }
-        }
-    }
-    (max_qid, nvec)
-}
-
-/// `rust/mig.rs` `nvme_part`: the NVMe part of a TP4159 Controller State.
-fn nvme_part(state: &[u8]) -> Result<NvmeState<'_>, &'static str> {
-    let h = StateHeader::parse(state).map_err(|_| "malformed Controller State header")?;
-    if h.ver != 0 {
-        return Err("unsupported Controller State version");
-    }
-    if h.total_len() != Some(state.len() as u64) {
-        return Err("Controller State length does not match its header");
-    }
-    let n = (h.nvmecss * 4) as usize;
-    NvmeState::parse(&state[STATE_HDR_LEN..STATE_HDR_LEN + n])
-        .map_err(|_| "malformed NVMe Controller State")
-}
-
-/// `rust/mig.rs` `check_stream` (less its logging): checks a complete
-/// stream against a destination; returns the TP4159 state to load and its
-/// CSUUIDI.
+/// The destination's stream check (`rust/protocol/dest.rs`, which the
+/// driver's RESUMING → STOP arc runs), with a malformed stream reported as
+/// `"malformed migration stream"` as the driver does.
 pub fn check_stream<'a>(data: &'a [u8], dest: &Dest) -> Result<(&'a [u8], u8), &'static str> {
-    let s = stream::parse(data).map_err(|_| "malformed migration stream")?;
-    let id = s.identity;
-    if (id.vendor, id.device, id.subvendor, id.subdevice) != dest.ids {
-        return Err("source VF has different PCI IDs");
-    }
-    let state = s.nvme_state.ok_or("stream carries no controller state")?;
-    let nv = nvme_part(state)?;
-    let (max_qid, nvectors) = queue_needs(&nv);
-    if max_qid != id.max_qid || nvectors != id.nvectors {
-        return Err("identity does not match the controller state it carries");
-    }
-    if max_qid >= dest.nvq {
-        return Err("destination VF has too few queue resources (VQ) for the source's queues");
-    }
-    if nvectors > dest.nvi {
-        return Err("destination VF has too few interrupt resources (VI) for the source's vectors");
-    }
-    let mdts = dest.mdts.unwrap_or(0);
-    if id.mdts != 0 && mdts != 0 && mdts < id.mdts {
-        return Err("destination MDTS is smaller than the source's");
-    }
-    let csuuidi = if id.vendor_uuid == [0; 16] {
-        0
-    } else {
-        if id.vendor_uuid != VENDOR_STATE_UUID {
-            return Err("unknown vendor state UUID");
-        }
-        dest.csuuidi
-            .ok_or("destination does not support the source's vendor state")?
+    let d = dest::Dest {
+        ids: dest.ids,
+        nvq: dest.nvq,
+        nvi: dest.nvi,
+        mdts: dest.mdts,
+        csuuidi: dest.csuuidi,
     };
-    if let Some((u, _)) = s.vendor {
-        if u != id.vendor_uuid {
-            return Err("vendor section UUID does not match the identity");
-        }
-    }
-    Ok((state, csuuidi))
+    dest::check_stream(data, &d).map_err(|r| match r {
+        dest::Refusal::Stream(_) => "malformed migration stream",
+        dest::Refusal::Unfit(why) => why,
+    })
+}
+
+/// The NVMe part of a Controller State (`rust/protocol/dest.rs`).
+fn nvme_part(state: &[u8]) -> Result<NvmeState<'_>, &'static str> {
+    dest::nvme_part(state)
 }
 
 /// Whether two parsed streams carry the same content.
@@ -573,7 +519,7 @@ pub fn decode_state(data: &[u8]) -> bool {
     // As the resume path reads it.
     match nvme_part(data) {
         Ok(nv) => {
-            let (max_qid, _) = queue_needs(&nv);
+            let (max_qid, _) = dest::queue_needs(&nv);
             for i in 0..nv.niosq {
                 assert!(nv.sq(i).is_some_and(|q| q.qid <= max_qid));
             }
@@ -693,7 +639,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     // with the identity the state implies, plus optional extra sections.
     let mk_stream = |st: &[u8], vendor_uuid: [u8; 16], extra: &[Sec<'_>]| {
         let nv = nvme_part(st).expect("seed state");
-        let (max_qid, nvectors) = queue_needs(&nv);
+        let (max_qid, nvectors) = dest::queue_needs(&nv);
         let id = Identity {
             vendor: 0x1b36,
             device: 0x0010,
