@@ -34,8 +34,10 @@ use crate::{
         MigFile, //
     },
     pf::{
+        self,
         CmdError,
-        PfController, //
+        PfController,
+        PfHandle, //
     },
     protocol::{
         dest::{
@@ -76,6 +78,9 @@ pub(crate) mod st {
 
 /// Migration state of one VF, under the VF's state mutex.
 pub(crate) struct MigState {
+    /// The PF's migration controller; replaced when it was fenced (the PF
+    /// went away) and the PF is back.
+    pub(crate) pf: PfHandle,
     /// The current VFIO migration state.
     pub(crate) state: u32,
     /// Whether this driver has the VF's controller suspended.
@@ -87,15 +92,33 @@ pub(crate) struct MigState {
 }
 
 impl MigState {
-    /// The state of a VF that has just been opened or reset.
-    pub(crate) fn new() -> Self {
+    /// The state of a VF that has just been bound.
+    pub(crate) fn new(pf: PfHandle) -> Self {
         Self {
+            pf,
             state: st::RUNNING,
             suspended: false,
             save: None,
             resume: None,
         }
     }
+}
+
+/// The PF's migration controller for one operation on VF `pdev`. When the
+/// controller this VF holds was fenced (its PF was unbound) and the PF is
+/// driven by nvme again, the VF switches to the PF's new controller.
+pub(crate) fn current_pf(
+    dev: &device::Device,
+    pdev: *mut bindings::pci_dev,
+    m: &mut MigState,
+) -> Arc<PfController> {
+    if m.pf.fenced() {
+        if let Ok(h) = pf::get(pdev) {
+            dev_info!(dev, "PF is back: using its migration controller again\n");
+            m.pf = h;
+        }
+    }
+    m.pf.arc()
 }
 
 /// What the state machine needs to know about its VF.

@@ -419,6 +419,14 @@ impl core::ops::Deref for PfHandle {
     }
 }
 
+impl PfHandle {
+    /// A reference to the controller for one operation (not a registry
+    /// user: the handle it came from keeps the slot).
+    pub(crate) fn arc(&self) -> Arc<PfController> {
+        self.0.clone()
+    }
+}
+
 impl Drop for PfHandle {
     fn drop(&mut self) {
         put(&self.0);

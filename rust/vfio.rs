@@ -26,7 +26,10 @@ use kernel::{
     new_mutex,
     prelude::*,
     str::as_char_ptr_in_const_context,
-    sync::Mutex,
+    sync::{
+        Arc,
+        Mutex, //
+    },
     types::Opaque, //
 };
 
@@ -39,6 +42,7 @@ use crate::{
     pf::{
         self,
         MdtsFmt,
+        PfController,
         PfHandle, //
     },
     sys::{
@@ -49,8 +53,6 @@ use crate::{
 
 /// What probe learnt about a VF.
 struct VfInfo {
-    /// The PF's migration controller.
-    pf: PfHandle,
     /// The VF's number on its PF (1-based).
     vfn: u16,
     /// The VF's secondary controller ID (its CNTLID), as the PF reports it.
@@ -61,9 +63,9 @@ struct VfInfo {
     nvi: u16,
 }
 
-/// Per-VF state, owned by the [`NvmeVfDevice`] it hangs off. Everything but
-/// `mig` is immutable after probe; `mig` is the state mutex of the VFIO
-/// migration state machine.
+/// Per-VF state, owned by the [`NvmeVfDevice`] it hangs off. `info` is
+/// immutable after probe; `mig` is the state mutex of the VFIO migration
+/// state machine and also guards the VF's handle on its PF.
 #[pin_data]
 pub(crate) struct VfState {
     info: VfInfo,
@@ -136,20 +138,42 @@ unsafe fn ours<'a>(vdev: *mut sys::vfio_device) -> (*mut NvmeVfDevice, &'a VfSta
     (nvf, unsafe { &*(*nvf).state })
 }
 
+/// The VF's PCI function.
+///
+/// # Safety
+///
+/// As for [`ours`].
+unsafe fn pdev_of(vdev: *mut sys::vfio_device) -> *mut bindings::pci_dev {
+    // SAFETY: `vdev` is our core device (caller); its `pdev` is the bound VF.
+    unsafe { (*vdev.cast::<sys::vfio_pci_core_device>()).pdev }
+}
+
+/// The PF's controller for one operation, with the migration mutex held.
+///
+/// # Safety
+///
+/// As for [`ours`].
+unsafe fn pf_for(vdev: *mut sys::vfio_device, m: &mut MigState) -> Arc<PfController> {
+    // SAFETY: By the function's safety requirement.
+    let pdev = unsafe { pdev_of(vdev) };
+    // SAFETY: The VF is live while its vfio device exists.
+    mig::current_pf(unsafe { devof(pdev) }, pdev, m)
+}
+
 /// The state machine's view of a VF.
 ///
 /// # Safety
 ///
 /// As for [`ours`].
-unsafe fn ctx<'a>(vdev: *mut sys::vfio_device, st: &'a VfState) -> VfCtx<'a> {
-    // SAFETY: `vdev` is our core device (caller); its `pdev` is the bound VF.
-    let pdev = unsafe { (*vdev.cast::<sys::vfio_pci_core_device>()).pdev };
+unsafe fn ctx<'a>(vdev: *mut sys::vfio_device, st: &'a VfState, pf: &'a PfController) -> VfCtx<'a> {
+    // SAFETY: By the function's safety requirement.
+    let pdev = unsafe { pdev_of(vdev) };
     VfCtx {
         // SAFETY: The VF is live while its vfio device exists.
         dev: unsafe { devof(pdev) },
         vdev,
         pdev,
-        pf: &st.info.pf,
+        pf,
         vfn: st.info.vfn,
         scid: st.info.scid,
         nvq: st.info.nvq,
@@ -165,9 +189,11 @@ unsafe fn ctx<'a>(vdev: *mut sys::vfio_device, st: &'a VfState) -> VfCtx<'a> {
 unsafe extern "C" fn mig_set_state(vdev: *mut sys::vfio_device, new: u32) -> *mut bindings::file {
     // SAFETY: By the function's safety requirement.
     let (_, st) = unsafe { ours(vdev) };
-    // SAFETY: As above.
-    let cx = unsafe { ctx(vdev, st) };
     let mut m = st.mig.lock();
+    // SAFETY: As above.
+    let pf = unsafe { pf_for(vdev, &mut m) };
+    // SAFETY: As above.
+    let cx = unsafe { ctx(vdev, st, &pf) };
     match mig::set_state(&cx, &mut m, new) {
         Ok(f) => f,
         Err(e) => e.to_ptr(),
@@ -198,9 +224,11 @@ unsafe extern "C" fn mig_get_state(vdev: *mut sys::vfio_device, cur: *mut u32) -
 unsafe extern "C" fn mig_get_data_size(vdev: *mut sys::vfio_device, len: *mut c_ulong) -> c_int {
     // SAFETY: By the function's safety requirement.
     let (_, st) = unsafe { ours(vdev) };
+    let mut m = st.mig.lock();
     // SAFETY: As above.
-    let cx = unsafe { ctx(vdev, st) };
-    let _m = st.mig.lock();
+    let pf = unsafe { pf_for(vdev, &mut m) };
+    // SAFETY: As above.
+    let cx = unsafe { ctx(vdev, st, &pf) };
     match mig::data_size(&cx) {
         Ok(n) => {
             // SAFETY: `len` is valid for writing (caller).
@@ -228,9 +256,11 @@ unsafe extern "C" fn reset_done(pdev: *mut bindings::pci_dev) {
     let vdev = unsafe { &raw mut (*core).vdev };
     // SAFETY: As above.
     let (_, st) = unsafe { ours(vdev) };
-    // SAFETY: As above.
-    let cx = unsafe { ctx(vdev, st) };
     let mut m = st.mig.lock();
+    // SAFETY: As above.
+    let pf = unsafe { pf_for(vdev, &mut m) };
+    // SAFETY: As above.
+    let cx = unsafe { ctx(vdev, st, &pf) };
     mig::reset(&cx, &mut m);
 }
 
@@ -242,10 +272,12 @@ unsafe extern "C" fn reset_done(pdev: *mut bindings::pci_dev) {
 unsafe extern "C" fn close_device(vdev: *mut sys::vfio_device) {
     // SAFETY: By the function's safety requirement.
     let (_, st) = unsafe { ours(vdev) };
-    // SAFETY: As above.
-    let cx = unsafe { ctx(vdev, st) };
     {
         let mut m = st.mig.lock();
+        // SAFETY: As above.
+        let pf = unsafe { pf_for(vdev, &mut m) };
+        // SAFETY: As above.
+        let cx = unsafe { ctx(vdev, st, &pf) };
         mig::reset(&cx, &mut m);
     }
     // SAFETY: As above.
@@ -302,7 +334,7 @@ unsafe fn devof<'a>(pdev: *mut bindings::pci_dev) -> &'a device::Device {
 
 /// Checks that `pdev` is a VF we can serve and finds its secondary
 /// controller on the PF.
-fn admit(pdev: *mut bindings::pci_dev) -> Result<VfInfo> {
+fn admit(pdev: *mut bindings::pci_dev) -> Result<(VfInfo, PfHandle)> {
     // SAFETY: `pdev` is the device being probed.
     let dev = unsafe { devof(pdev) };
     // SAFETY: As above.
@@ -360,13 +392,15 @@ fn admit(pdev: *mut bindings::pci_dev) -> Result<VfInfo> {
         sc.nvq,
         sc.nvi
     );
-    Ok(VfInfo {
-        pf: ctl,
-        vfn,
-        scid: sc.scid,
-        nvq: sc.nvq,
-        nvi: sc.nvi,
-    })
+    Ok((
+        VfInfo {
+            vfn,
+            scid: sc.scid,
+            nvq: sc.nvq,
+            nvi: sc.nvi,
+        },
+        ctl,
+    ))
 }
 
 /// `probe`: admit the VF, then register a vfio-pci-core device for it.
@@ -378,15 +412,15 @@ unsafe extern "C" fn probe(
     pdev: *mut bindings::pci_dev,
     _id: *const bindings::pci_device_id,
 ) -> c_int {
-    let info = match admit(pdev) {
+    let (info, pf) = match admit(pdev) {
         Ok(i) => i,
         Err(e) => return e.to_errno(),
     };
-    let migrate = mig::supported(&info.pf);
+    let migrate = mig::supported(&pf);
     let st = match KBox::pin_init(
         pin_init!(VfState {
             info,
-            mig <- new_mutex!(MigState::new()),
+            mig <- new_mutex!(MigState::new(pf)),
         }),
         GFP_KERNEL,
     ) {
