@@ -41,19 +41,21 @@ module! {
 
 /// The module. Initialised PF watch first, so no VF is bound before PFs can
 /// be fenced; fields drop in declaration order, so the driver (and every
-/// bound VF) goes before the PF watch.
+/// bound VF) goes before the PF watch, and the PF registry's memory last.
 #[pin_data]
 struct NvmeVfioPci {
     #[pin]
     driver: vfio::Driver,
     #[pin]
     pf_watch: pf::PfWatch,
+    registry: pf::Registry,
 }
 
 impl kernel::InPlaceModule for NvmeVfioPci {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        pf::init_registry();
+        let registry = pf::Registry::init();
         try_pin_init!(Self {
+            registry,
             pf_watch <- pf::PfWatch::new(),
             driver <- vfio::Driver::new(module),
         })

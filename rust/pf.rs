@@ -288,15 +288,32 @@ pub(crate) struct RegEntry {
 }
 
 global_lock! {
-    // SAFETY: Initialised in `init_registry` at module load, before the PCI
+    // SAFETY: Initialised by `Registry::init` at module load, before the PCI
     // driver and the bus notifier are registered.
     unsafe(uninit) static PF_REGISTRY: Mutex<KVec<RegEntry>> = KVec::new();
 }
 
-/// Initialises the registry; called once at module load.
-pub(crate) fn init_registry() {
-    // SAFETY: Called once, from module init, before any other use.
-    unsafe { PF_REGISTRY.init() };
+/// The module's hold on [`PF_REGISTRY`]: initialises it at load and frees
+/// its memory at unload (a static is never dropped, so without this every
+/// load would leak the vector's buffer; kmemleak found it).
+pub(crate) struct Registry(());
+
+impl Registry {
+    /// Initialises the registry; called once, at module load.
+    pub(crate) fn init() -> Self {
+        // SAFETY: Called once, from module init, before any other use.
+        unsafe { PF_REGISTRY.init() };
+        Registry(())
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        // The driver and the bus notifier are gone (they drop first): no VF
+        // holds a handle any more, so this drops only the buffer.
+        let old = core::mem::replace(&mut *PF_REGISTRY.lock(), KVec::new());
+        drop(old);
+    }
 }
 
 /// Discovers a PF's migration controller: takes the nvme_ctrl reference,

@@ -38,6 +38,8 @@ dmesg | grep -E "nvme_vfio_pci" | tail -n 40 >"$out/e2e-driver.log"
 unbind "$VF1"
 unbind "$VF2"
 if rmmod nvme_vfio_pci; then tap OK "module unloads after the migrations"; else tap FAIL "module unloads after the migrations"; rc=1; fi
+if kmemleak_check; then tap OK "no kmemleak leak (debug kernel; passes where kmemleak is off)"
+else tap FAIL "no kmemleak leak (debug kernel; passes where kmemleak is off)"; rc=1; fi
 dmesg >"$out/dmesg.txt"
 if scan_kernel_log >/dev/null; then
 	tap OK "L1 kernel log clean (no BUG/WARNING/Oops)"
