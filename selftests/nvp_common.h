@@ -33,4 +33,21 @@
 		TH_LOG("%s is bound to %s, expected %s", (bdf), __drv, nvp_env_driver()); \
 } while (0)
 
+/*
+ * The setup every per-VF fixture starts with: the VF named by the
+ * variant's environment variable (skip when unset), bound to the driver
+ * under test, opened through VFIO (cdev + iommufd). The fixture has
+ * `struct nvp_vfio v` and `const char *bdf`; the variant has `const char
+ * *env`.
+ */
+#define NVP_SETUP_VF(self, variant) do { \
+	(self)->v.devfd = -1; \
+	(self)->v.iommufd = -1; \
+	(self)->bdf = nvp_env((variant)->env); \
+	if (!(self)->bdf) \
+		SKIP(return, "%s is not set", (variant)->env); \
+	NVP_ASSERT_BOUND_TO_DRIVER((self)->bdf); \
+	ASSERT_EQ(0, nvp_vfio_open(&(self)->v, (self)->bdf)) TH_LOG("%s", nvp_lasterr()); \
+} while (0)
+
 #endif

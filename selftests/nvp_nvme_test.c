@@ -33,13 +33,7 @@ FIXTURE_VARIANT_ADD(nvme, vf2) { .env = "NVP_VF2" };
 
 FIXTURE_SETUP(nvme)
 {
-	self->v.devfd = -1;
-	self->v.iommufd = -1;
-	self->bdf = nvp_env(variant->env);
-	if (!self->bdf)
-		SKIP(return, "%s is not set", variant->env);
-	NVP_ASSERT_BOUND_TO_DRIVER(self->bdf);
-	ASSERT_EQ(0, nvp_vfio_open(&self->v, self->bdf)) TH_LOG("%s", nvp_lasterr());
+	NVP_SETUP_VF(self, variant);
 	ASSERT_EQ(0, nvp_nvme_init(&self->n, &self->v, NVP_IOVA_BASE_DEFAULT))
 		TH_LOG("%s", nvp_lasterr());
 	ASSERT_EQ(0, nvp_nvme_enable(&self->n)) TH_LOG("%s: %s", self->bdf, nvp_lasterr());
