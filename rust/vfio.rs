@@ -26,10 +26,7 @@ use kernel::{
     new_mutex,
     prelude::*,
     str::as_char_ptr_in_const_context,
-    sync::{
-        Arc,
-        Mutex, //
-    },
+    sync::Mutex,
     types::Opaque, //
 };
 
@@ -42,7 +39,6 @@ use crate::{
     pf::{
         self,
         MdtsFmt,
-        PfController,
         PfHandle, //
     },
     sys::{
@@ -148,37 +144,35 @@ unsafe fn pdev_of(vdev: *mut sys::vfio_device) -> *mut bindings::pci_dev {
     unsafe { (*vdev.cast::<sys::vfio_pci_core_device>()).pdev }
 }
 
-/// The PF's controller for one operation, with the migration mutex held.
+/// Runs `f` with the migration mutex held and the state machine's view of
+/// the VF, whose PF controller is the current one (see
+/// [`mig::current_pf`]).
 ///
 /// # Safety
 ///
 /// As for [`ours`].
-unsafe fn pf_for(vdev: *mut sys::vfio_device, m: &mut MigState) -> Arc<PfController> {
+unsafe fn with_ctx<R>(
+    vdev: *mut sys::vfio_device,
+    st: &VfState,
+    f: impl FnOnce(&VfCtx<'_>, &mut MigState) -> R,
+) -> R {
+    let mut m = st.mig.lock();
     // SAFETY: By the function's safety requirement.
     let pdev = unsafe { pdev_of(vdev) };
     // SAFETY: The VF is live while its vfio device exists.
-    mig::current_pf(unsafe { devof(pdev) }, pdev, m)
-}
-
-/// The state machine's view of a VF.
-///
-/// # Safety
-///
-/// As for [`ours`].
-unsafe fn ctx<'a>(vdev: *mut sys::vfio_device, st: &'a VfState, pf: &'a PfController) -> VfCtx<'a> {
-    // SAFETY: By the function's safety requirement.
-    let pdev = unsafe { pdev_of(vdev) };
-    VfCtx {
-        // SAFETY: The VF is live while its vfio device exists.
-        dev: unsafe { devof(pdev) },
+    let dev = unsafe { devof(pdev) };
+    let pf = mig::current_pf(dev, pdev, &mut m);
+    let cx = VfCtx {
+        dev,
         vdev,
         pdev,
-        pf,
+        pf: &pf,
         vfn: st.info.vfn,
         scid: st.info.scid,
         nvq: st.info.nvq,
         nvi: st.info.nvi,
-    }
+    };
+    f(&cx, &mut m)
 }
 
 /// `migration_set_state`.
@@ -189,12 +183,8 @@ unsafe fn ctx<'a>(vdev: *mut sys::vfio_device, st: &'a VfState, pf: &'a PfContro
 unsafe extern "C" fn mig_set_state(vdev: *mut sys::vfio_device, new: u32) -> *mut bindings::file {
     // SAFETY: By the function's safety requirement.
     let (_, st) = unsafe { ours(vdev) };
-    let mut m = st.mig.lock();
     // SAFETY: As above.
-    let pf = unsafe { pf_for(vdev, &mut m) };
-    // SAFETY: As above.
-    let cx = unsafe { ctx(vdev, st, &pf) };
-    match mig::set_state(&cx, &mut m, new) {
+    match unsafe { with_ctx(vdev, st, |cx, m| mig::set_state(cx, m, new)) } {
         Ok(f) => f,
         Err(e) => e.to_ptr(),
     }
@@ -224,12 +214,8 @@ unsafe extern "C" fn mig_get_state(vdev: *mut sys::vfio_device, cur: *mut u32) -
 unsafe extern "C" fn mig_get_data_size(vdev: *mut sys::vfio_device, len: *mut c_ulong) -> c_int {
     // SAFETY: By the function's safety requirement.
     let (_, st) = unsafe { ours(vdev) };
-    let mut m = st.mig.lock();
     // SAFETY: As above.
-    let pf = unsafe { pf_for(vdev, &mut m) };
-    // SAFETY: As above.
-    let cx = unsafe { ctx(vdev, st, &pf) };
-    match mig::data_size(&cx) {
+    match unsafe { with_ctx(vdev, st, |cx, _| mig::data_size(cx)) } {
         Ok(n) => {
             // SAFETY: `len` is valid for writing (caller).
             unsafe { *len = n as c_ulong };
@@ -256,12 +242,8 @@ unsafe extern "C" fn reset_done(pdev: *mut bindings::pci_dev) {
     let vdev = unsafe { &raw mut (*core).vdev };
     // SAFETY: As above.
     let (_, st) = unsafe { ours(vdev) };
-    let mut m = st.mig.lock();
     // SAFETY: As above.
-    let pf = unsafe { pf_for(vdev, &mut m) };
-    // SAFETY: As above.
-    let cx = unsafe { ctx(vdev, st, &pf) };
-    mig::reset(&cx, &mut m);
+    unsafe { with_ctx(vdev, st, mig::reset) };
 }
 
 /// `close_device`: the migration state goes back to RUNNING first.
@@ -272,14 +254,8 @@ unsafe extern "C" fn reset_done(pdev: *mut bindings::pci_dev) {
 unsafe extern "C" fn close_device(vdev: *mut sys::vfio_device) {
     // SAFETY: By the function's safety requirement.
     let (_, st) = unsafe { ours(vdev) };
-    {
-        let mut m = st.mig.lock();
-        // SAFETY: As above.
-        let pf = unsafe { pf_for(vdev, &mut m) };
-        // SAFETY: As above.
-        let cx = unsafe { ctx(vdev, st, &pf) };
-        mig::reset(&cx, &mut m);
-    }
+    // SAFETY: As above.
+    unsafe { with_ctx(vdev, st, mig::reset) };
     // SAFETY: As above.
     unsafe { sys::vfio_pci_core_close_device(vdev) };
 }
