@@ -6,12 +6,7 @@
 # load), kselftest.tap, dmesg.txt, guest-checks.tap.
 . "$(dirname "$0")/lib.sh"
 
-tap_n=0; tap_out=$NVP_OUT/guest-checks.tap; : >"$tap_out"
-tap() { # tap OK|FAIL name
-	tap_n=$((tap_n + 1))
-	if [ "$1" = OK ]; then echo "ok $tap_n $2"; else echo "not ok $tap_n $2"; fi | tee -a "$tap_out"
-}
-chk() { local name=$1; shift; if "$@"; then tap OK "$name"; else tap FAIL "$name"; fi; }
+TAP_FILE=$NVP_OUT/guest-checks.tap; : >"$TAP_FILE"
 
 log "kernel $(uname -r)"
 chk "module loads" load_module

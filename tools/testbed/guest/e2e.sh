@@ -12,11 +12,7 @@
 mode=${1:?mode}; l2_kernel=${2:?L2 kernel}; l2_initrd=${3:?L2 initramfs}; shift 3
 out=$NVP_OUT
 : >"$out/e2e.tap"
-n=0
-tap() { # tap OK|FAIL name
-	n=$(grep -cE '^(not )?ok ' "$out/e2e.tap"); n=$((n + 1))
-	if [ "$1" = OK ]; then echo "ok $n e2e: $2"; else echo "not ok $n e2e: $2"; fi | tee -a "$out/e2e.tap"
-}
+TAP_FILE=$out/e2e.tap TAP_PREFIX="e2e: "
 fail() { log "FAILED: $*"; tap FAIL "$*"; exit 1; }
 
 load_module || fail "module loads in L1"
@@ -37,13 +33,8 @@ python3 "$NVP_REPO/tools/testbed/guest/e2e.py" "$mode" --vf1 "$VF1" --vf2 "$VF2"
 dmesg | grep -E "nvme_vfio_pci" | tail -n 40 >"$out/e2e-driver.log"
 unbind "$VF1"
 unbind "$VF2"
-if rmmod nvme_vfio_pci; then tap OK "module unloads after the migrations"; else tap FAIL "module unloads after the migrations"; rc=1; fi
-if kmemleak_check; then tap OK "no kmemleak leak (debug kernel; passes where kmemleak is off)"
-else tap FAIL "no kmemleak leak (debug kernel; passes where kmemleak is off)"; rc=1; fi
+chk "module unloads after the migrations" rmmod nvme_vfio_pci || rc=1
+chk "no kmemleak leak (debug kernel; passes where kmemleak is off)" kmemleak_check || rc=1
 dmesg >"$out/dmesg.txt"
-if scan_kernel_log >/dev/null; then
-	tap OK "L1 kernel log clean (no BUG/WARNING/Oops)"
-else
-	tap FAIL "L1 kernel log clean (no BUG/WARNING/Oops)"; rc=1
-fi
+chk "L1 kernel log clean (no BUG/WARNING/Oops)" scan_kernel_log || rc=1
 exit $rc

@@ -15,6 +15,17 @@ NVP_DRIVER=${NVP_DRIVER:-nvme_vfio_pci}
 NVP_MODULE=${NVP_MODULE:-$NVP_REPO/nvme_vfio_pci.ko}
 SYSPCI=/sys/bus/pci/devices
 
+# TAP: `tap OK|FAIL NAME` appends the next numbered line to $TAP_FILE (and
+# prints it), NAME prefixed with $TAP_PREFIX; `chk NAME CMD...` runs CMD and
+# records whether it succeeded (and returns that).
+TAP_FILE=${TAP_FILE:-/dev/null} TAP_PREFIX=${TAP_PREFIX:-}
+tap() {
+	local n
+	n=$(grep -cE '^(not )?ok ' "$TAP_FILE" 2>/dev/null); n=$((n + 1))
+	if [ "$1" = OK ]; then echo "ok $n $TAP_PREFIX$2"; else echo "not ok $n $TAP_PREFIX$2"; fi | tee -a "$TAP_FILE"
+}
+chk() { local name=$1; shift; if "$@"; then tap OK "$name"; else tap FAIL "$name"; return 1; fi; }
+
 log() { echo "[guest $(cut -d' ' -f1 /proc/uptime)s] $*"; }
 
 # The /dev/nvmeN of a PCI function bound to nvme.
