@@ -24,9 +24,14 @@ use kernel::{
         to_result, //
     },
     new_mutex,
+    new_spinlock,
     prelude::*,
     str::as_char_ptr_in_const_context,
-    sync::Mutex,
+    sync::{
+        Mutex,
+        MutexGuard,
+        SpinLock, //
+    },
     types::Opaque, //
 };
 
@@ -62,11 +67,21 @@ struct VfInfo {
 /// Per-VF state, owned by the [`NvmeVfDevice`] it hangs off. `info` is
 /// immutable after probe; `mig` is the state mutex of the VFIO migration
 /// state machine and also guards the VF's handle on its PF.
+///
+/// `reset_deferred` is the deferred-reset flag (the pattern of the in-tree
+/// variant drivers): `reset_done` runs under vfio-pci-core's `memory_lock`,
+/// which nests inside `mmap_lock`, and `mmap_lock` nests inside `mig` (a
+/// migration file's read copies to user memory under the file's mutex,
+/// which `mig`'s holder takes). So `reset_done` only sets the flag and
+/// takes `mig` with a trylock; whoever releases `mig` performs the reset
+/// first ([`unlock`]).
 #[pin_data]
 pub(crate) struct VfState {
     info: VfInfo,
     #[pin]
     mig: Mutex<MigState>,
+    #[pin]
+    reset_deferred: SpinLock<bool>,
 }
 
 /// The vfio device of one VF.
@@ -158,10 +173,28 @@ unsafe fn with_ctx<R>(
 ) -> R {
     let mut m = st.mig.lock();
     // SAFETY: By the function's safety requirement.
+    let r = unsafe { run_locked(vdev, st, &mut m, f) };
+    // SAFETY: As above.
+    unsafe { unlock(vdev, st, m) };
+    r
+}
+
+/// Runs `f` on the VF's context; the caller holds the migration mutex.
+///
+/// # Safety
+///
+/// As for [`ours`].
+unsafe fn run_locked<R>(
+    vdev: *mut sys::vfio_device,
+    st: &VfState,
+    m: &mut MigState,
+    f: impl FnOnce(&VfCtx<'_>, &mut MigState) -> R,
+) -> R {
+    // SAFETY: By the function's safety requirement.
     let pdev = unsafe { pdev_of(vdev) };
     // SAFETY: The VF is live while its vfio device exists.
     let dev = unsafe { devof(pdev) };
-    let pf = mig::current_pf(dev, pdev, &mut m);
+    let pf = mig::current_pf(dev, pdev, m);
     let cx = VfCtx {
         dev,
         vdev,
@@ -172,7 +205,30 @@ unsafe fn with_ctx<R>(
         nvq: st.info.nvq,
         nvi: st.info.nvi,
     };
-    f(&cx, &mut m)
+    f(&cx, m)
+}
+
+/// Releases the migration mutex, first carrying out a reset that
+/// `reset_done` deferred while the mutex was held.
+///
+/// # Safety
+///
+/// As for [`ours`].
+unsafe fn unlock(vdev: *mut sys::vfio_device, st: &VfState, mut m: MutexGuard<'_, MigState>) {
+    loop {
+        let mut deferred = st.reset_deferred.lock();
+        if !*deferred {
+            // The mutex goes while the flag's lock is held, so a
+            // `reset_done` that fails its trylock now sees the flag read.
+            drop(m);
+            drop(deferred);
+            return;
+        }
+        *deferred = false;
+        drop(deferred);
+        // SAFETY: By the function's safety requirement.
+        unsafe { run_locked(vdev, st, &mut m, mig::reset) };
+    }
 }
 
 /// `migration_set_state`.
@@ -202,6 +258,8 @@ unsafe extern "C" fn mig_get_state(vdev: *mut sys::vfio_device, cur: *mut u32) -
     let m = st.mig.lock();
     // SAFETY: `cur` is valid for writing (caller).
     unsafe { *cur = m.state };
+    // SAFETY: As above.
+    unsafe { unlock(vdev, st, m) };
     0
 }
 
@@ -226,7 +284,8 @@ unsafe extern "C" fn mig_get_data_size(vdev: *mut sys::vfio_device, len: *mut c_
 }
 
 /// `reset_done`: an FLR or VFIO_DEVICE_RESET returns the device to
-/// RUNNING and kills the migration files.
+/// RUNNING and kills the migration files, at once or, if the migration
+/// mutex is held, when its holder releases it (see [`VfState`]).
 ///
 /// # Safety
 ///
@@ -242,8 +301,15 @@ unsafe extern "C" fn reset_done(pdev: *mut bindings::pci_dev) {
     let vdev = unsafe { &raw mut (*core).vdev };
     // SAFETY: As above.
     let (_, st) = unsafe { ours(vdev) };
+    let mut deferred = st.reset_deferred.lock();
+    *deferred = true;
+    let Some(m) = st.mig.try_lock() else {
+        // The holder resets on its way out.
+        return;
+    };
+    drop(deferred);
     // SAFETY: As above.
-    unsafe { with_ctx(vdev, st, mig::reset) };
+    unsafe { unlock(vdev, st, m) };
 }
 
 /// `close_device`: the migration state goes back to RUNNING first.
@@ -397,6 +463,7 @@ unsafe extern "C" fn probe(
         pin_init!(VfState {
             info,
             mig <- new_mutex!(MigState::new(pf)),
+            reset_deferred <- new_spinlock!(false),
         }),
         GFP_KERNEL,
     ) {
