@@ -19,5 +19,5 @@ step "module" make -s -C "$KDIR" M="$NVP_ROOT" LLVM="$NVP_LLVM" modules
 OUT=$BUILD/bench-e2e
 rm -rf "$OUT"; mkdir -p "$OUT"
 NVP_QUIET=1 NVP_TIMEOUT=1800 "$NVP_ROOT/tools/testbed/run-e2e.sh" "$OUT" bench --runs "$runs" || true
-sed -n '/^L2 migration (/,/^  with VF \//p' "$OUT/console.log"
+sed -n '/^L2 migration (/,/^  goal: /p' "$OUT/console.log"
 grep -E "^(ok|not ok) " "$OUT/e2e.tap"

@@ -20,6 +20,13 @@ timed() { local name=$1; shift; local t0=$SECONDS; "$@"; local rc=$?; T[$name]=$
 T_ORDER=(set-up kernel qemu module host-tests fuzz selftests-build vm e2e debug-kernel debug-vm)
 
 # TAP: "ok N" / "not ok N" lines (kselftest and our guest checks); SKIP counts as passed.
+# show_diag OUTDIR: what an end-to-end run recorded about a stalled guest
+# (tools/testbed/guest/e2e.py diag()), so a CI log alone explains a failure.
+show_diag() {
+	[ -s "$1/e2e-diag.txt" ] || return 0
+	echo "--- $1/e2e-diag.txt:"
+	head -n 200 "$1/e2e-diag.txt" | sed 's/^/  | /'
+}
 tap_count() { # FILE -> "pass fail"
 	local f=$1
 	[ -f "$f" ] || { echo "0 1"; return; }
@@ -96,6 +103,7 @@ e2e_rc=0
 NVP_QUIET=1 NVP_TIMEOUT=${NVP_E2E_TIMEOUT:-600} timed e2e step "VM: end-to-end L2 migration (unmodified QEMU)" \
 	"$NVP_ROOT/tools/testbed/run-e2e.sh" "$E2EOUT" test || e2e_rc=$?
 grep -E "^(ok|not ok) " "$E2EOUT/e2e.tap" 2>/dev/null || true
+show_diag "$E2EOUT"
 
 # KUnit: the suite summaries the module printed when it loaded.
 kunit_count() { # KUNIT_LOG -> "pass fail"
@@ -148,12 +156,14 @@ if [ "${NVP_DEBUG_KERNEL:-1}" != 0 ]; then
 		record_vm debug- "$DVMOUT" "$dvm_rc"
 		DE2EOUT=$BUILD/vm-debug-e2e
 		rm -rf "$DE2EOUT"; mkdir -p "$DE2EOUT"
-		echo "NVP_MODULE=$DMOD/nvme_vfio_pci.ko" >"$DE2EOUT/guest.env"
+		# e2e.py's budget stays below NVP_TIMEOUT so a stuck run keeps its logs.
+		printf 'NVP_MODULE=%s\nNVP_E2E_BUDGET=900\n' "$DMOD/nvme_vfio_pci.ko" >"$DE2EOUT/guest.env"
 		de2e_rc=0
 		NVP_KERNEL=$DKDIR/arch/x86/boot/bzImage NVP_QUIET=1 NVP_TIMEOUT=1200 \
 			timed debug-vm step "debug kernel VM: end-to-end L2 migration" \
 			"$NVP_ROOT/tools/testbed/run-e2e.sh" "$DE2EOUT" test || de2e_rc=$?
 		grep -E "^not ok " "$DE2EOUT/e2e.tap" 2>/dev/null || true
+		show_diag "$DE2EOUT"
 		read -r ep ef < <(tap_count "$DE2EOUT/e2e.tap"); [ "$ep" -gt 0 ] || ef=$((ef + 1)); record debug-e2e "$ep" "$ef"
 		[ "$de2e_rc" = 0 ] || [ "$ef" -gt 0 ] || record debug-e2e-exit 0 1
 	else

@@ -57,12 +57,17 @@ truncate -s 0 "$OUT/ns1.img" "$OUT/ns2.img"
 truncate -s 64M "$OUT/ns1.img" "$OUT/ns2.img"
 
 PF_OPTS=${NVP_PF_OPTS:-}
+# no_timer_check: on a loaded host, TCG can miss the boot-time IO-APIC timer
+# check's deadline and the kernel panics ("timer doesn't work through
+# Interrupt-remapped IO-APIC"); seen at load 7 on 2 cores.
+# log_buf_len: the stream fuzzer logs thousands of refusals; the log scan
+# after a run must still see everything since the start.
 args=(
 	-machine q35 -accel "${NVP_ACCEL:-tcg,thread=single}" -cpu "${NVP_CPU:-max,tsc-deadline=off}" -smp 2 -m "$MEM"
 	-nographic -no-reboot -nic none -serial mon:stdio
 	-L /usr/share/qemu -L /usr/share/seabios
 	-kernel "$KERNEL" -initrd "$INITRD"
-	-append "console=ttyS0 panic=-1 nvp.cmd=$OUT/cmd.sh nvp.out=$OUT nvp.repo=$NVP_ROOT${NVP_APPEND:+ $NVP_APPEND}"
+	-append "console=ttyS0 panic=-1 no_timer_check log_buf_len=16M nvp.cmd=$OUT/cmd.sh nvp.out=$OUT nvp.repo=$NVP_ROOT${NVP_APPEND:+ $NVP_APPEND}"
 	-monitor "unix:$OUT/monitor.sock,server=on,wait=off"
 	-fsdev "local,id=hostroot,path=/,security_model=none,readonly=on"
 	-device "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot"

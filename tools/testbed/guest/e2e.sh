@@ -26,9 +26,13 @@ log "VF1 $VF1 and VF2 $VF2 bound to $NVP_DRIVER; $(dmesg | grep 'migration contr
 log "L2 QEMU: $(qemu-system-x86_64 --version | head -1)"
 
 rc=0
-python3 "$NVP_REPO/tools/testbed/guest/e2e.py" "$mode" --vf1 "$VF1" --vf2 "$VF2" \
+# A time budget below run-vm.sh's, so a stuck run still saves its logs
+# (e2e.py records why each L2 is stuck on SIGTERM); leftover L2s are killed.
+[ "$mode" = test ] && budget=480 || budget=1700
+timeout -k 20 "${NVP_E2E_BUDGET:-$budget}" python3 "$NVP_REPO/tools/testbed/guest/e2e.py" "$mode" --vf1 "$VF1" --vf2 "$VF2" \
 	--kernel "$l2_kernel" --initrd "$l2_initrd" --out "$out" "$@" || rc=$?
 
+pkill -9 -f qemu-system-x86_64 && sleep 1
 # What the driver logged, for the record.
 dmesg | grep -E "nvme_vfio_pci" | tail -n 40 >"$out/e2e-driver.log"
 unbind "$VF1"
