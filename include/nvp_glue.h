@@ -11,6 +11,7 @@
 
 struct pci_dev;
 struct nvme_ctrl;
+struct rb_root_cached;
 
 /* pci_physfn() (a static inline): the PF of a VF, or the device itself. */
 struct pci_dev *nvp_pci_physfn(struct pci_dev *pdev);
@@ -43,5 +44,14 @@ int nvp_ctrl_instance(struct nvme_ctrl *ctrl);
  */
 int nvp_ctrl_admin_cmd(struct nvme_ctrl *ctrl, const __le32 *sqe, void *buf,
 		       unsigned int len, u32 *result, unsigned int timeout_ms);
+
+/*
+ * The IOVA ranges of an interval tree of struct interval_tree_node (the
+ * ranges VFIO's log_start gets), in ascending order of start: node i's
+ * start goes to out[2 * i] and its last (inclusive) byte to out[2 * i + 1].
+ * Stores at most @max nodes; returns how many nodes the tree has. The
+ * caller holds whatever keeps the tree alive (VFIO builds it on its stack).
+ */
+u32 nvp_iova_ranges(struct rb_root_cached *root, u64 *out, u32 max);
 
 #endif /* NVP_GLUE_H */

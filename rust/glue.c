@@ -8,6 +8,7 @@
 #include <linux/blk-mq.h>
 #include <linux/device.h>
 #include <linux/err.h>
+#include <linux/interval_tree.h>
 #include <linux/pci.h>
 #include <linux/string.h>
 
@@ -109,4 +110,20 @@ int nvp_ctrl_admin_cmd(struct nvme_ctrl *ctrl, const __le32 *sqe, void *buf,
 	if (result)
 		*result = le32_to_cpu(res.u32);
 	return ret;
+}
+
+u32 nvp_iova_ranges(struct rb_root_cached *root, u64 *out, u32 max)
+{
+	struct interval_tree_node *node;
+	u32 n = 0;
+
+	for (node = interval_tree_iter_first(root, 0, ULONG_MAX); node;
+	     node = interval_tree_iter_next(node, 0, ULONG_MAX)) {
+		if (n < max) {
+			out[2 * n] = node->start;
+			out[2 * n + 1] = node->last;
+		}
+		n++;
+	}
+	return n;
 }

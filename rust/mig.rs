@@ -29,6 +29,7 @@ use kernel::{
 };
 
 use crate::{
+    dirty::DirtyState,
     migf::{
         Dir,
         MigFile, //
@@ -89,6 +90,9 @@ pub(crate) struct MigState {
     pub(crate) save: Option<Arc<MigFile>>,
     /// The resume file (RESUMING).
     pub(crate) resume: Option<Arc<MigFile>>,
+    /// Device dirty-page tracking ([`crate::dirty`]); independent of the
+    /// migration state (a VF reset does not end it, close does).
+    pub(crate) dirty: DirtyState,
 }
 
 impl MigState {
@@ -100,6 +104,7 @@ impl MigState {
             suspended: false,
             save: None,
             resume: None,
+            dirty: DirtyState::new(),
         }
     }
 }
@@ -173,7 +178,7 @@ fn with_current_resources<'a>(cx: &VfCtx<'a>) -> Result<VfCtx<'a>> {
 }
 
 /// Logs a failed PF command and turns it into an errno.
-fn cmd_err(cx: &VfCtx<'_>, what: &str, e: CmdError) -> Error {
+pub(crate) fn cmd_err(cx: &VfCtx<'_>, what: &str, e: CmdError) -> Error {
     match e {
         CmdError::Nvme(s) => dev_err!(
             cx.dev,

@@ -13,6 +13,8 @@
 //!
 //! - [`vfio`]: the `pci_driver` and the `vfio_pci_core` device.
 //! - [`mig`], [`migf`]: the VFIO migration state machine and its data file.
+//! - [`dirty`]: device dirty-page tracking (`vfio_log_ops`) behind a
+//!   tracking-format boundary.
 //! - [`tp4159`]: TP4159 operations on a VF's controller, through its PF.
 //! - [`pf`]: the migration controller: admin commands on the PF, serialised
 //!   and fenced when the PF goes away, capability discovery.
@@ -22,6 +24,7 @@
 
 use kernel::prelude::*;
 
+mod dirty;
 mod mig;
 mod migf;
 mod pf;
@@ -36,7 +39,7 @@ module! {
     authors: ["nvme-vfio-pci developers"],
     description: "VFIO variant driver for live migration of NVMe SR-IOV VFs (TP4159)",
     license: "GPL v2",
-    imports_ns: ["NVME_TARGET_PASSTHRU"],
+    imports_ns: ["NVME_TARGET_PASSTHRU", "IOMMUFD"],
 }
 
 /// The module. Initialised PF watch first, so no VF is bound before PFs can

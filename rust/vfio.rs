@@ -12,7 +12,9 @@
 //! Locking: [`NvmeVfDevice`] is created in probe and freed by the vfio core's
 //! `release`; its [`VfState`] is immutable after probe. Concurrency inside a
 //! device belongs to vfio-pci-core; PF access goes through
-//! [`crate::pf::PfController`]'s own lock.
+//! [`crate::pf::PfController`]'s own lock. The migration ops and the dirty
+//! tracking (log) ops all run under the VF's migration mutex
+//! ([`with_ctx`]), which VFIO does not serialise for us.
 
 use core::mem::size_of;
 
@@ -36,6 +38,7 @@ use kernel::{
 };
 
 use crate::{
+    dirty,
     mig::{
         self,
         MigState,
@@ -127,6 +130,14 @@ static MIG_OPS: AssertSync<sys::vfio_migration_ops> = AssertSync(sys::vfio_migra
     migration_set_state: Some(mig_set_state),
     migration_get_state: Some(mig_get_state),
     migration_get_data_size: Some(mig_get_data_size),
+});
+
+/// The dirty-tracking ops, set on devices whose PF offers a tracking format
+/// (and migration).
+static LOG_OPS: AssertSync<sys::vfio_log_ops> = AssertSync(sys::vfio_log_ops {
+    log_start: Some(log_start),
+    log_stop: Some(log_stop),
+    log_read_and_clear: Some(log_read_and_clear),
 });
 
 /// The PCI error handlers: vfio-pci-core's, with our `reset_done`.
@@ -283,6 +294,77 @@ unsafe extern "C" fn mig_get_data_size(vdev: *mut sys::vfio_device, len: *mut c_
     }
 }
 
+/// `log_start`: start device dirty tracking of the ranges in `ranges`; the
+/// granularity used is written back to `page_size`.
+///
+/// # Safety
+///
+/// Called by the vfio core on a device created by [`probe`], with `ranges`
+/// an interval tree of `nnodes` nodes and `page_size` valid, both for the
+/// duration of the call.
+unsafe extern "C" fn log_start(
+    vdev: *mut sys::vfio_device,
+    ranges: *mut bindings::rb_root_cached,
+    nnodes: u32,
+    page_size: *mut u64,
+) -> c_int {
+    // SAFETY: By the function's safety requirement.
+    let (_, st) = unsafe { ours(vdev) };
+    // SAFETY: `page_size` is valid for reads and writes (caller).
+    let ps = unsafe { &mut *page_size };
+    let f = |cx: &VfCtx<'_>, m: &mut MigState| {
+        // SAFETY: `ranges` is VFIO's tree of `nnodes` nodes (caller).
+        unsafe { dirty::start(cx, m, ranges, nnodes, ps) }
+    };
+    // SAFETY: As above.
+    let r = unsafe { with_ctx(vdev, st, f) };
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `log_stop`: stop device dirty tracking (succeeds when not tracking).
+///
+/// # Safety
+///
+/// Called by the vfio core on a device created by [`probe`].
+unsafe extern "C" fn log_stop(vdev: *mut sys::vfio_device) -> c_int {
+    // SAFETY: By the function's safety requirement.
+    let (_, st) = unsafe { ours(vdev) };
+    // SAFETY: As above.
+    unsafe { with_ctx(vdev, st, dirty::stop) };
+    0
+}
+
+/// `log_read_and_clear`: report and clear the dirty pages of `iova..iova +
+/// length` into `dirty`.
+///
+/// # Safety
+///
+/// Called by the vfio core (from `iova_bitmap_for_each()`) on a device
+/// created by [`probe`], with `dirty` the bitmap whose current window
+/// covers the range.
+unsafe extern "C" fn log_read_and_clear(
+    vdev: *mut sys::vfio_device,
+    iova: c_ulong,
+    length: c_ulong,
+    bitmap: *mut sys::iova_bitmap,
+) -> c_int {
+    // SAFETY: By the function's safety requirement.
+    let (_, st) = unsafe { ours(vdev) };
+    let f = |cx: &VfCtx<'_>, m: &mut MigState| {
+        // SAFETY: `bitmap` is VFIO's for this range (caller).
+        unsafe { dirty::read_and_clear(cx, m, iova as u64, length as u64, bitmap) }
+    };
+    // SAFETY: As above.
+    let r = unsafe { with_ctx(vdev, st, f) };
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
 /// `reset_done`: an FLR or VFIO_DEVICE_RESET returns the device to
 /// RUNNING and kills the migration files, at once or, if the migration
 /// mutex is held, when its holder releases it (see [`VfState`]).
@@ -312,7 +394,8 @@ unsafe extern "C" fn reset_done(pdev: *mut bindings::pci_dev) {
     unsafe { unlock(vdev, st, m) };
 }
 
-/// `close_device`: the migration state goes back to RUNNING first.
+/// `close_device`: dirty tracking stops and the migration state goes back
+/// to RUNNING first.
 ///
 /// # Safety
 ///
@@ -321,7 +404,12 @@ unsafe extern "C" fn close_device(vdev: *mut sys::vfio_device) {
     // SAFETY: By the function's safety requirement.
     let (_, st) = unsafe { ours(vdev) };
     // SAFETY: As above.
-    unsafe { with_ctx(vdev, st, mig::reset) };
+    unsafe {
+        with_ctx(vdev, st, |cx, m| {
+            dirty::stop(cx, m);
+            mig::reset(cx, m);
+        })
+    };
     // SAFETY: As above.
     unsafe { sys::vfio_pci_core_close_device(vdev) };
 }
@@ -422,13 +510,14 @@ fn admit(pdev: *mut bindings::pci_dev) -> Result<(VfInfo, PfHandle)> {
     let caps = ctl.caps();
     dev_info!(
         dev,
-        "bound: VF {}, secondary controller ID {}, PF {} (nvme{} CNTLID {}, HMLMS {}, MDTS {}, {}, VQ {}, VI {})\n",
+        "bound: VF {}, secondary controller ID {}, PF {} (nvme{} CNTLID {}, HMLMS {}, NVPT tracking {}, MDTS {}, {}, VQ {}, VI {})\n",
         vfn,
         sc.scid,
         ctl.pdev().as_ref().name(),
         caps.instance,
         caps.id.cntlid,
         if caps.id.hmlms() { "yes" } else { "no" },
+        if caps.id.nvpt.is_some() { "yes" } else { "no" },
         MdtsFmt(caps.mdts),
         if sc.online() { "online" } else { "offline" },
         sc.nvq,
@@ -459,6 +548,8 @@ unsafe extern "C" fn probe(
         Err(e) => return e.to_errno(),
     };
     let migrate = mig::supported(&pf);
+    // Dirty tracking only serves migration.
+    let track = migrate && dirty::supported(&pf);
     let st = match KBox::pin_init(
         pin_init!(VfState {
             info,
@@ -488,6 +579,9 @@ unsafe extern "C" fn probe(
         if migrate {
             (*vdev).mig_ops = &MIG_OPS.0;
             (*vdev).migration_flags = sys::VFIO_MIGRATION_STOP_COPY | sys::VFIO_MIGRATION_P2P;
+            if track {
+                (*vdev).log_ops = &LOG_OPS.0;
+            }
         }
         (*pdev).dev.driver_data = (&raw mut (*nvf).core).cast();
         let ret = sys::vfio_pci_core_register_device(&raw mut (*nvf).core);

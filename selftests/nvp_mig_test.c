@@ -35,25 +35,14 @@
 
 #include "kselftest_harness.h"
 #include "nvp_common.h"
+#include "lib/mig_guest.h"
 #include "lib/nvme_pf.h"
 #include "lib/vfio_mig.h"
 
-#define NSID 1
+#define NSID NVP_NSID
 #define NBLK 4
 
-static void stamp(uint8_t *buf, uint32_t len, uint64_t lba, uint32_t gen)
-{
-	uint64_t x = (lba + 1) * 0x9e3779b97f4a7c15ull ^ gen;
-	uint32_t i;
-
-	snprintf((char *)buf, len, "NVPMIG lba=%llu gen=%u;", (unsigned long long)lba, gen);
-	for (i = 32; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		buf[i] = (uint8_t)x;
-	}
-}
+#define stamp nvp_stamp
 
 FIXTURE(mig) {
 	struct nvp_vfio v1, v2;
@@ -119,77 +108,32 @@ FIXTURE_TEARDOWN(mig)
  * register the guest set (a VMM restores config space itself: it is not
  * part of the device's migration data).
  */
-static int map_guest_into(struct nvp_nvme *n, struct nvp_vfio *dst)
-{
-	int ret = nvp_nvme_map_into(n, dst);
-
-	return ret ? ret : nvp_bus_master(dst, true);
-}
+#define map_guest_into nvp_guest_map_into
 
 static int write_blocks(struct nvp_nvme *n, uint64_t lba0, uint32_t gen)
 {
-	int i, ret;
-
-	for (i = 0; i < NBLK; i++) {
-		stamp(n->wbuf, n->lba_size, lba0 + i, gen);
-		ret = nvp_nvme_rw(n, true, NSID, lba0 + i);
-		if (ret)
-			return ret;
-	}
-	return 0;
+	return nvp_blocks_write(n, lba0, NBLK, gen);
 }
 
 /* 0 if every block reads back as stamped, else the first bad block + 1. */
 static int verify_blocks(struct nvp_nvme *n, uint64_t lba0, uint32_t gen)
 {
-	uint8_t want[NVP_PAGE_SIZE];
-	int i;
-
-	for (i = 0; i < NBLK; i++) {
-		memset(n->rbuf, 0x5a, NVP_PAGE_SIZE);
-		if (nvp_nvme_rw(n, false, NSID, lba0 + i))
-			return i + 1;
-		stamp(want, n->lba_size, lba0 + i, gen);
-		if (memcmp(want, n->rbuf, n->lba_size))
-			return i + 1;
-	}
-	return 0;
+	return nvp_blocks_verify(n, lba0, NBLK, gen);
 }
 
 /* VF1: RUNNING -> STOP_COPY, return the stream. */
 static ssize_t save(struct __test_metadata *_metadata, struct nvp_vfio *v, uint8_t **buf)
 {
-	uint32_t st = ~0u;
-	ssize_t len;
-	int fd;
+	ssize_t len = nvp_mig_save(v, buf);
 
-	EXPECT_EQ(0, nvp_mig_set(v, VFIO_DEVICE_STATE_STOP, NULL));
-	EXPECT_EQ(0, nvp_mig_get(v, &st));
-	EXPECT_EQ((uint32_t)VFIO_DEVICE_STATE_STOP, st);
-	if (nvp_mig_set(v, VFIO_DEVICE_STATE_STOP_COPY, &fd))
-		return -EIO;
-	if (fd < 0)
-		return -EBADF;
-	len = nvp_mig_read_all(fd, buf);
-	close(fd);
+	EXPECT_LE(0, len) TH_LOG("%s", nvp_lasterr());
 	return len;
 }
 
 /* VF2: RUNNING -> RESUMING, write @len bytes, -> STOP. Returns the STOP result. */
 static int load(struct nvp_vfio *v, const uint8_t *buf, size_t len)
 {
-	int fd, ret;
-
-	ret = nvp_mig_set(v, VFIO_DEVICE_STATE_RESUMING, &fd);
-	if (ret)
-		return ret;
-	if (fd < 0)
-		return -EBADF;
-	ret = nvp_mig_write_all(fd, buf, len, 1);
-	close(fd);
-	if (ret)
-		return ret;
-	return nvp_mig_set(v, VFIO_DEVICE_STATE_STOP, NULL);
+	return nvp_mig_load(v, buf, len, 1);
 }
 
 TEST_F_TIMEOUT(mig, states_and_features, 120)

@@ -6,7 +6,7 @@
 # NVP_NONVF, NVP_DRIVER).
 dir=${1:-$(dirname "$0")}
 rc=0
-for t in nvp_vfio_test nvp_nvme_test nvp_bind_test nvp_mig_test; do
+for t in nvp_vfio_test nvp_nvme_test nvp_bind_test nvp_mig_test nvp_fault_test nvp_stream_fuzz nvp_dirty_test; do
 	echo "# ==== $t"
 	"$dir/$t" || rc=1
 done

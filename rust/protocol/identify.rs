@@ -4,7 +4,21 @@
 //! driver reads at probe — Identify Controller (CNS 01h), Primary Controller
 //! Capabilities (CNS 14h) and the Secondary Controller List (CNS 15h).
 
-use super::{le16, le32, need, sqe::opcode, sqe::Sqe, DecodeError};
+use super::{
+    dirty::{
+        TrackCaps,
+        NVPT_LEN,
+        NVPT_OFFSET, //
+    },
+    le16,
+    le32,
+    need,
+    sqe::{
+        opcode,
+        Sqe, //
+    },
+    DecodeError, //
+};
 
 /// Every Identify data structure is 4 KiB.
 pub(crate) const IDENTIFY_LEN: usize = 4096;
@@ -58,6 +72,9 @@ pub(crate) struct IdCtrl {
     pub(crate) nn: u32,
     /// TP4159 fields (bytes 587:570).
     pub(crate) lm: LmCaps,
+    /// The device model's vendor memory-change tracking (NVPT block,
+    /// bytes 3087:3072 of the vendor-specific area); `None` when absent.
+    pub(crate) nvpt: Option<TrackCaps>,
 }
 
 /// The TP4159 live-migration fields of Identify Controller.
@@ -98,6 +115,7 @@ impl Default for IdCtrl {
             oacs: 0,
             nn: 0,
             lm: LmCaps::default(),
+            nvpt: None,
         }
     }
 }
@@ -132,6 +150,7 @@ impl IdCtrl {
                 nmcmr: le16(b, 584),
                 mcdqpc: le16(b, 586),
             },
+            nvpt: TrackCaps::parse(&b[NVPT_OFFSET..NVPT_OFFSET + NVPT_LEN]),
         })
     }
 
@@ -374,6 +393,29 @@ mod tests {
         assert_eq!(id.lm.mcmr, 0x1d1c);
         assert_eq!(id.lm.nmcmr, 0x1f1e);
         assert_eq!(id.lm.mcdqpc, 0x2120);
+    }
+
+    #[test]
+    fn nvpt_vendor_area() {
+        let mut b = page();
+        assert_eq!(IdCtrl::parse(&b).unwrap().nvpt, None);
+        b[3072..3076].copy_from_slice(b"NVPT");
+        b[3076] = 1;
+        b[3077] = 16;
+        b[3078] = 12;
+        b[3079] = 30;
+        b[3080..3084].copy_from_slice(&(1u32 << 22).to_le_bytes());
+        b[3084..3088].copy_from_slice(&65536u32.to_le_bytes());
+        // Neighbours poisoned.
+        b[3071] = 0xff;
+        b[3088] = 0xff;
+        let c = IdCtrl::parse(&b).unwrap().nvpt.unwrap();
+        assert_eq!(
+            (c.maxr, c.mings, c.maxgs, c.maxpg, c.maxrb),
+            (16, 12, 30, 1 << 22, 65536)
+        );
+        b[3075] = b'X';
+        assert_eq!(IdCtrl::parse(&b).unwrap().nvpt, None);
     }
 
     #[test]

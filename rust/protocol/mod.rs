@@ -18,6 +18,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod dest;
+pub(crate) mod dirty;
 pub(crate) mod identify;
 pub(crate) mod sqe;
 pub(crate) mod status;

@@ -22,6 +22,10 @@ pub(crate) mod opcode {
     pub(crate) const MIGRATION_RECV: u8 = 0x42;
     /// Controller Data Queue (TP4159).
     pub(crate) const CDQ: u8 = 0x45;
+    /// NVP Track Memory Send (vendor specific, the project's device model).
+    pub(crate) const NVP_TRACK_MEM_SEND: u8 = 0xc5;
+    /// NVP Track Memory Receive (vendor specific, the project's device model).
+    pub(crate) const NVP_TRACK_MEM_RECV: u8 = 0xc6;
 }
 
 /// One 64-byte submission queue entry, as 16 dwords in CPU byte order.

@@ -180,6 +180,58 @@ pub(crate) fn cdq_get(cdqid: u16) -> Sqe {
         .with_cdw(11, u32::from(cdqid))
 }
 
+/// NVP Track Memory Send SEL values (vendor specific, CDW10[7:0]).
+pub(crate) mod track_mem_sel {
+    /// Start tracking.
+    pub(crate) const START: u8 = 0;
+    /// Stop tracking.
+    pub(crate) const STOP: u8 = 1;
+    /// Track Memory Receive: Report and Clear.
+    pub(crate) const REPORT: u8 = 0;
+}
+
+/// NVP Track Memory Send, Start (vendor C5h): CDW10 SEL=0; CDW11
+/// CNTLID[15:0]; CDW12 GS[7:0] (granularity, log2 bytes); CDW13 NR[15:0].
+/// The data is NR 16-byte range descriptors
+/// ([`super::dirty::encode_ranges`]). `None` when `nr` is 0.
+pub(crate) fn track_mem_start(cntlid: u16, gs: u8, nr: u16) -> Option<Sqe> {
+    if nr == 0 {
+        return None;
+    }
+    Some(
+        Sqe::new(opcode::NVP_TRACK_MEM_SEND)
+            .with_cdw(10, u32::from(track_mem_sel::START))
+            .with_cdw(11, u32::from(cntlid))
+            .with_cdw(12, u32::from(gs))
+            .with_cdw(13, u32::from(nr)),
+    )
+}
+
+/// NVP Track Memory Send, Stop (vendor C5h): CDW10 SEL=1; CDW11
+/// CNTLID[15:0]; no data.
+pub(crate) fn track_mem_stop(cntlid: u16) -> Sqe {
+    Sqe::new(opcode::NVP_TRACK_MEM_SEND)
+        .with_cdw(10, u32::from(track_mem_sel::STOP))
+        .with_cdw(11, u32::from(cntlid))
+}
+
+/// NVP Track Memory Receive, Report and Clear (vendor C6h): CDW10 SEL=0;
+/// CDW11 CNTLID[15:0]; CDW12/13 start address (low/high); CDW14 NPG. The
+/// data is ceil(NPG / 32) dwords of bitmap. `None` when `npg` is 0.
+pub(crate) fn track_mem_report(cntlid: u16, start: u64, npg: u32) -> Option<Sqe> {
+    if npg == 0 {
+        return None;
+    }
+    Some(
+        Sqe::new(opcode::NVP_TRACK_MEM_RECV)
+            .with_cdw(10, u32::from(track_mem_sel::REPORT))
+            .with_cdw(11, u32::from(cntlid))
+            .with_cdw(12, start as u32)
+            .with_cdw(13, (start >> 32) as u32)
+            .with_cdw(14, npg),
+    )
+}
+
 /// CQE DW0 bit 0 of Get Controller State: Controller Suspended.
 pub(crate) const GET_STATE_DW0_CSUP: u32 = 1;
 
@@ -570,6 +622,31 @@ mod tests {
         assert_eq!((h.dw[11], h.dw[13]), (2, 0));
         let g = cdq_get(4);
         assert_eq!((g.dw[0], g.dw[10], g.dw[11]), (0x0a, 0x21, 4));
+    }
+
+    #[test]
+    fn nvp_track_mem_encoding() {
+        let s = track_mem_start(0x1234, 12, 16).unwrap();
+        assert_eq!(
+            (s.dw[0], s.dw[10], s.dw[11], s.dw[12], s.dw[13], s.dw[14]),
+            (0xc5, 0, 0x1234, 12, 16, 0)
+        );
+        assert!(track_mem_start(1, 12, 0).is_none());
+        let p = track_mem_stop(7);
+        assert_eq!((p.dw[0], p.dw[10], p.dw[11], p.dw[12]), (0xc5, 1, 7, 0));
+        let r = track_mem_report(3, 0x1_2345_6000, 524288).unwrap();
+        assert_eq!(
+            (r.dw[0], r.dw[10], r.dw[11], r.dw[12], r.dw[13], r.dw[14], r.dw[15]),
+            (0xc6, 0, 3, 0x2345_6000, 1, 524288, 0)
+        );
+        assert!(track_mem_report(3, 0, 0).is_none());
+        for d in [&s, &p, &r] {
+            assert!(d.dw[1..10].iter().all(|&x| x == 0));
+        }
+        // C5h transfers host to controller, C6h controller to host (opcode
+        // bits 1:0, which nvme-core's nvme_is_write() reads).
+        assert_eq!(s.opcode() & 3, 1);
+        assert_eq!(r.opcode() & 3, 2);
     }
 
     #[test]

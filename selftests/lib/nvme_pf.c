@@ -84,6 +84,11 @@ static int admin(int fd, uint8_t opc, uint32_t cdw10, uint32_t cdw11, void *buf,
 	return ret;
 }
 
+int nvp_pf_identify_ctrl(int fd, void *buf)
+{
+	return admin(fd, 0x06, 0x01, 0, buf, 4096);
+}
+
 int nvp_pf_sec_ctrl(int fd, uint16_t vfn, struct nvp_sec_ctrl *sc)
 {
 	uint8_t list[4096];

@@ -40,4 +40,7 @@ int nvp_pf_sec_ctrl(int fd, uint16_t vfn, struct nvp_sec_ctrl *sc);
  */
 int nvp_pf_provision(int fd, uint16_t scid, uint16_t nvq, uint16_t nvi);
 
+/* Identify Controller (CNS 01h) of the PF into @buf (4096 bytes). */
+int nvp_pf_identify_ctrl(int fd, void *buf);
+
 #endif

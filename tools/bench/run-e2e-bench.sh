@@ -18,6 +18,6 @@ export NVP_QEMU NVP_PF_OPTS=hmlms=on
 step "module" make -s -C "$KDIR" M="$NVP_ROOT" LLVM="$NVP_LLVM" modules
 OUT=$BUILD/bench-e2e
 rm -rf "$OUT"; mkdir -p "$OUT"
-NVP_QUIET=1 NVP_TIMEOUT=1800 "$NVP_ROOT/tools/testbed/run-e2e.sh" "$OUT" bench --runs "$runs" || true
+NVP_QUIET=1 NVP_TIMEOUT=3000 "$NVP_ROOT/tools/testbed/run-e2e.sh" "$OUT" bench --runs "$runs" || true
 sed -n '/^L2 migration (/,/^  goal: /p' "$OUT/console.log"
 grep -E "^(ok|not ok) " "$OUT/e2e.tap"

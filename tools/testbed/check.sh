@@ -100,7 +100,7 @@ NVP_QUIET=1 timed vm step "VM: TP4159 device-model conformance (lm_test)" \
 E2EOUT=$BUILD/vm-e2e
 rm -rf "$E2EOUT"; mkdir -p "$E2EOUT"
 e2e_rc=0
-NVP_QUIET=1 NVP_TIMEOUT=${NVP_E2E_TIMEOUT:-600} timed e2e step "VM: end-to-end L2 migration (unmodified QEMU)" \
+NVP_QUIET=1 NVP_TIMEOUT=${NVP_E2E_TIMEOUT:-960} timed e2e step "VM: end-to-end L2 migration (unmodified QEMU)" \
 	"$NVP_ROOT/tools/testbed/run-e2e.sh" "$E2EOUT" test || e2e_rc=$?
 grep -E "^(ok|not ok) " "$E2EOUT/e2e.tap" 2>/dev/null || true
 show_diag "$E2EOUT"
@@ -157,9 +157,9 @@ if [ "${NVP_DEBUG_KERNEL:-1}" != 0 ]; then
 		DE2EOUT=$BUILD/vm-debug-e2e
 		rm -rf "$DE2EOUT"; mkdir -p "$DE2EOUT"
 		# e2e.py's budget stays below NVP_TIMEOUT so a stuck run keeps its logs.
-		printf 'NVP_MODULE=%s\nNVP_E2E_BUDGET=900\n' "$DMOD/nvme_vfio_pci.ko" >"$DE2EOUT/guest.env"
+		printf 'NVP_MODULE=%s\nNVP_E2E_BUDGET=1380\n' "$DMOD/nvme_vfio_pci.ko" >"$DE2EOUT/guest.env"
 		de2e_rc=0
-		NVP_KERNEL=$DKDIR/arch/x86/boot/bzImage NVP_QUIET=1 NVP_TIMEOUT=1200 \
+		NVP_KERNEL=$DKDIR/arch/x86/boot/bzImage NVP_QUIET=1 NVP_TIMEOUT=1500 \
 			timed debug-vm step "debug kernel VM: end-to-end L2 migration" \
 			"$NVP_ROOT/tools/testbed/run-e2e.sh" "$DE2EOUT" test || de2e_rc=$?
 		grep -E "^not ok " "$DE2EOUT/e2e.tap" 2>/dev/null || true

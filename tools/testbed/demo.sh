@@ -19,7 +19,7 @@ step "module" make -s -C "$KDIR" M="$NVP_ROOT" LLVM="$NVP_LLVM" modules
 OUT=$BUILD/vm-demo
 rm -rf "$OUT"; mkdir -p "$OUT"
 rc=0
-NVP_QUIET=1 NVP_TIMEOUT=600 step "VM: L2 migration by unmodified QEMU" \
+NVP_QUIET=1 NVP_TIMEOUT=960 step "VM: L2 migration by unmodified QEMU" \
 	"$NVP_ROOT/tools/testbed/run-e2e.sh" "$OUT" test || rc=$?
 sed 's/^/  | /' "$OUT/e2e.tap" 2>/dev/null || true
 echo

@@ -11,7 +11,7 @@
  * ever started on it) to use it as a Set Controller State destination.
  *
  * usage: lm_test PF_BDF VF1_BDF VF2_BDF [GROUP...]
- *   GROUP: identify vf fields suspend doorbell setstate reset cdq cross
+ *   GROUP: identify vf fields suspend doorbell setstate reset cdq track cross
  * Output: TAP ("1..N", "ok N - name", "not ok N - name").
  */
 #define _GNU_SOURCE
@@ -997,6 +997,377 @@ static void t_cdq(void)
 }
 
 /*
+ * --- Vendor memory-change tracking (NVP Track Memory, C5h/C6h) ------------
+ *
+ * The exact-report checks need VF1 in an identity IOMMU domain (lm_guest.sh
+ * sets that up): VF1's DMA addresses are then physical addresses, which the
+ * test knows for its own buffers (pagemap) and for VF1's queues (Get
+ * Controller State).
+ */
+#define OPC_NVP_TSEND	0xc5
+#define OPC_NVP_TRECV	0xc6
+#define OPC_GET_LOG	0x02
+#define NVPT_MAXR	16
+#define NVPT_MAXPG	(1u << 22)
+#define NVPT_MAXRB	65536
+
+struct trange {
+	uint64_t start, length;
+};
+
+static int nvp_start(int fd, uint16_t cntlid, uint8_t gs, const struct trange *r, uint16_t nr,
+		     uint32_t len)
+{
+	struct cmd c = { .opc = OPC_NVP_TSEND, .cdw10 = 0, .cdw11 = cntlid, .cdw12 = gs,
+			 .cdw13 = nr, .buf = (void *)r, .len = len };
+	return admin(fd, &c);
+}
+
+static int nvp_stop(uint16_t cntlid)
+{
+	struct cmd c = { .opc = OPC_NVP_TSEND, .cdw10 = 1, .cdw11 = cntlid };
+	return admin(pf_fd, &c);
+}
+
+static int nvp_report(int fd, uint16_t cntlid, uint64_t start, uint32_t npg, void *buf)
+{
+	struct cmd c = { .opc = OPC_NVP_TRECV, .cdw11 = cntlid, .cdw12 = (uint32_t)start,
+			 .cdw13 = (uint32_t)(start >> 32), .cdw14 = npg, .buf = buf,
+			 .len = (npg + 31) / 32 * 4 };
+	return admin(fd, &c);
+}
+
+/* the guest's RAM, from /proc/iomem, rounded inward to 4 KiB */
+static int ram_ranges(struct trange *r, int max)
+{
+	FILE *f = fopen("/proc/iomem", "r");
+	char line[256];
+	int n = 0;
+
+	if (!f)
+		return 0;
+	while (n < max && fgets(line, sizeof(line), f)) {
+		unsigned long long a, b;
+
+		if (line[0] == ' ' || !strstr(line, ": System RAM") ||
+		    sscanf(line, "%llx-%llx", &a, &b) != 2)
+			continue;
+		a = (a + 4095) & ~4095ULL;
+		b = (b + 1) & ~4095ULL;
+		if (b > a) {
+			r[n].start = a;
+			r[n].length = b - a;
+			n++;
+		}
+	}
+	fclose(f);
+	return n;
+}
+
+/* VF1's completion queues (I/O and admin) as DMA address ranges */
+static struct trange vf1_cq[16];
+static int vf1_ncq;
+
+static int vf1_cq_ranges(void)
+{
+	size_t len;
+	uint8_t *s = read_state(vf1_id, 1, 1, &len, NULL);
+	int nsq, ncq;
+	uint8_t *vs;
+
+	vf1_ncq = 0;
+	if (!s)
+		return -1;
+	nsq = le16(s + HDR_LEN + 2);
+	ncq = le16(s + HDR_LEN + 4);
+	for (int i = 0; i < ncq && vf1_ncq < 15; i++) {
+		uint8_t *e = s + HDR_LEN + 8 + 24 * (nsq + i);
+
+		vf1_cq[vf1_ncq].start = le64(e);
+		vf1_cq[vf1_ncq++].length = (le16(e + 8) + 1) * 16ULL;
+	}
+	vs = s + HDR_LEN + 4 * le64(s + 16);
+	vf1_cq[vf1_ncq].start = le64(vs + 32);
+	vf1_cq[vf1_ncq++].length = (((le32(vs + 20) >> 16) & 0xfff) + 1) * 16ULL;
+	free(s);
+	return 0;
+}
+
+static int in_ranges(uint64_t a, const struct trange *r, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (a + 4096 > (r[i].start & ~4095ULL) && a < r[i].start + r[i].length)
+			return 1;
+	return 0;
+}
+
+struct dirty {
+	int data, cq, other, err;
+	uint64_t first_other;
+};
+
+/*
+ * Report (and clear) every tracked page of VF1; classify the dirty pages
+ * as one of the @ndata data pages, a page of one of VF1's CQs, or other.
+ */
+static struct dirty report_all(const struct trange *ram, int nram, const uint64_t *data, int ndata)
+{
+	static uint8_t bm[NVPT_MAXRB];
+	struct dirty d = { 0 };
+
+	for (int i = 0; i < nram; i++) {
+		uint64_t pages = ram[i].length >> 12;
+
+		for (uint64_t p = 0; p < pages; p += NVPT_MAXRB * 8) {
+			uint32_t npg = pages - p < NVPT_MAXRB * 8 ? pages - p : NVPT_MAXRB * 8;
+			uint64_t base = ram[i].start + (p << 12);
+
+			memset(bm, 0xa5, sizeof(bm));
+			if (nvp_report(pf_fd, vf1_id, base, npg, bm)) {
+				d.err++;
+				continue;
+			}
+			for (uint32_t j = 0; j < npg; j++) {
+				uint64_t a = base + ((uint64_t)j << 12);
+				int hit = 0;
+
+				if (!(bm[j / 8] & (1 << (j % 8))))
+					continue;
+				for (int k = 0; k < ndata; k++)
+					hit |= data[k] == a;
+				if (hit) {
+					d.data++;
+				} else if (in_ranges(a, vf1_cq, vf1_ncq)) {
+					d.cq++;
+				} else {
+					if (!d.other)
+						d.first_other = a;
+					d.other++;
+				}
+			}
+			/* bits past NPG in the last dword are 0 */
+			for (uint32_t j = npg; j < (npg + 31) / 32 * 32; j++)
+				if (bm[j / 8] & (1 << (j % 8)))
+					d.err++;
+		}
+	}
+	return d;
+}
+
+static void t_track(void)
+{
+	struct trange r[NVPT_MAXR + 1], ram[NVPT_MAXR];
+	uint8_t id[4096], bm[64], *buf;
+	uint64_t data[3];
+	struct dirty d;
+	int rc, nram, fd, exact;
+	char ns[64];
+
+	/* discovery */
+	rc = identify(pf_fd, 1, id);
+	ok(!rc && !memcmp(id + 3072, "NVPT", 4) && id[3076] == 1,
+	   "PF Identify Controller vendor area: NVPT version 1 (rc=%#x ver=%u)", rc, id[3076]);
+	ok(id[3077] == 16 && id[3078] == 12 && id[3079] == 30 && le32(id + 3080) == NVPT_MAXPG &&
+	   le32(id + 3084) == NVPT_MAXRB,
+	   "NVPT: MAXR 16, MINGS 12, MAXGS 30, MAXPG 1<<22, MAXRB 65536 (%u %u %u %#x %u)",
+	   id[3077], id[3078], id[3079], le32(id + 3080), le32(id + 3084));
+	rc = identify(vf1_fd, 1, id);
+	ok(!rc && memcmp(id + 3072, "NVPT", 4), "VF Identify Controller: no NVPT signature");
+	{
+		struct cmd c = { .opc = OPC_GET_LOG, .cdw10 = 0x05 | 1023 << 16, .buf = id, .len = 4096 };
+
+		rc = admin(pf_fd, &c);
+		ok(!rc && (le32(id + 4 * 0xc5) & 1) && (le32(id + 4 * 0xc6) & 1),
+		   "PF Commands Supported and Effects: C5h and C6h CSUPP (rc=%#x)", rc);
+		rc = admin(vf1_fd, &c);
+		ok(!rc && !(le32(id + 4 * 0xc5) & 1) && !(le32(id + 4 * 0xc6) & 1),
+		   "VF Commands Supported and Effects: no C5h/C6h (rc=%#x)", rc);
+	}
+
+	/* a VF cannot */
+	r[0] = (struct trange){ 0x100000, 0x100000 };
+	rc = nvp_start(vf1_fd, vf2_id, 12, r, 1, 16);
+	ok(rc == SC_INVALID_OPC, "VF: Track Memory Send is Invalid Opcode+DNR (rc=%#x)", rc);
+	rc = nvp_report(vf1_fd, vf2_id, 0, 32, bm);
+	ok(rc == SC_INVALID_OPC, "VF: Track Memory Receive is Invalid Opcode+DNR (rc=%#x)", rc);
+
+	/* argument checks, nothing tracked */
+	rc = nvp_report(pf_fd, vf1_id, 0, 32, bm);
+	ok(rc == SC_SEQ_ERROR, "Report while not tracking: Command Sequence Error (rc=%#x)", rc);
+	rc = nvp_start(pf_fd, 0x99, 12, r, 1, 16);
+	ok(rc == SC_INVALID_CTRL, "Start for an unknown CNTLID: Invalid Controller Identifier (rc=%#x)", rc);
+	rc = nvp_start(pf_fd, 0, 12, r, 1, 16);
+	ok(rc == SC_INVALID_CTRL, "Start for the PF itself: Invalid Controller Identifier (rc=%#x)", rc);
+	rc = nvp_report(pf_fd, 0x99, 0, 32, bm);
+	ok(rc == SC_INVALID_CTRL, "Report for an unknown CNTLID: Invalid Controller Identifier (rc=%#x)", rc);
+	{
+		struct cmd c = { .opc = OPC_NVP_TSEND, .cdw10 = 2, .cdw11 = vf1_id };
+
+		rc = admin(pf_fd, &c);
+		ok(rc == SC_INVALID_FIELD, "Track Memory Send SEL 2: Invalid Field (rc=%#x)", rc);
+		c = (struct cmd){ .opc = OPC_NVP_TRECV, .cdw10 = 1, .cdw11 = vf1_id, .cdw14 = 32,
+				  .buf = bm, .len = 4 };
+		rc = admin(pf_fd, &c);
+		ok(rc == SC_INVALID_FIELD, "Track Memory Receive SEL 1: Invalid Field (rc=%#x)", rc);
+	}
+	rc = nvp_start(pf_fd, vf1_id, 11, r, 1, 16);
+	ok(rc == SC_INVALID_FIELD, "Start GS 11 (below MINGS): Invalid Field (rc=%#x)", rc);
+	rc = nvp_start(pf_fd, vf1_id, 31, r, 1, 16);
+	ok(rc == SC_INVALID_FIELD, "Start GS 31 (above MAXGS): Invalid Field (rc=%#x)", rc);
+	rc = nvp_start(pf_fd, vf1_id, 12, r, 0, 16);
+	ok(rc == SC_INVALID_FIELD, "Start NR 0: Invalid Field (rc=%#x)", rc);
+	for (int i = 0; i <= NVPT_MAXR; i++)
+		r[i] = (struct trange){ 0x100000 + i * 0x10000ULL, 0x1000 };
+	rc = nvp_start(pf_fd, vf1_id, 12, r, NVPT_MAXR + 1, 16 * (NVPT_MAXR + 1));
+	ok(rc == SC_INVALID_FIELD, "Start NR 17 (above MAXR): Invalid Field (rc=%#x)", rc);
+	r[0] = (struct trange){ 0x100800, 0x1000 };
+	rc = nvp_start(pf_fd, vf1_id, 12, r, 1, 16);
+	ok(rc == SC_INVALID_FIELD, "Start with a misaligned start: Invalid Field (rc=%#x)", rc);
+	r[0] = (struct trange){ 0x100000, 0x1800 };
+	rc = nvp_start(pf_fd, vf1_id, 12, r, 1, 16);
+	ok(rc == SC_INVALID_FIELD, "Start with a misaligned length: Invalid Field (rc=%#x)", rc);
+	r[0] = (struct trange){ 0x200000, 0x100000 };
+	rc = nvp_start(pf_fd, vf1_id, 21, r, 1, 16);
+	ok(rc == SC_INVALID_FIELD, "Start with start/length not multiples of 1 << GS (GS 21): Invalid Field (rc=%#x)", rc);
+	r[0] = (struct trange){ 0x100000, 0 };
+	rc = nvp_start(pf_fd, vf1_id, 12, r, 1, 16);
+	ok(rc == SC_INVALID_FIELD, "Start with length 0: Invalid Field (rc=%#x)", rc);
+	r[0] = (struct trange){ 0xfffffffffffff000ULL, 0x2000 };
+	rc = nvp_start(pf_fd, vf1_id, 12, r, 1, 16);
+	ok(rc == SC_INVALID_FIELD, "Start with a range that wraps: Invalid Field (rc=%#x)", rc);
+	r[0] = (struct trange){ 0x100000, 0x10000 };
+	r[1] = (struct trange){ 0x10f000, 0x1000 };
+	rc = nvp_start(pf_fd, vf1_id, 12, r, 2, 32);
+	ok(rc == SC_INVALID_FIELD, "Start with overlapping ranges: Invalid Field (rc=%#x)", rc);
+	r[0] = (struct trange){ 0x100000000ULL, (uint64_t)(NVPT_MAXPG + 1) << 12 };
+	rc = nvp_start(pf_fd, vf1_id, 12, r, 1, 16);
+	ok(rc == SC_INVALID_FIELD, "Start with one range of MAXPG+1 pages: Invalid Field (rc=%#x)", rc);
+	r[0] = (struct trange){ 0, (uint64_t)NVPT_MAXPG << 11 };
+	r[1] = (struct trange){ 1ULL << 40, ((uint64_t)NVPT_MAXPG << 11) + 4096 };
+	rc = nvp_start(pf_fd, vf1_id, 12, r, 2, 32);
+	ok(rc == SC_INVALID_FIELD, "Start with ranges summing to MAXPG+1 pages: Invalid Field (rc=%#x)", rc);
+	rc = nvp_report(pf_fd, vf1_id, 0, 32, bm);
+	ok(rc == SC_SEQ_ERROR, "rejected Starts left nothing tracked: Report is Command Sequence Error (rc=%#x)", rc);
+	r[0] = (struct trange){ 1ULL << 40, (uint64_t)NVPT_MAXPG << 12 };
+	rc = nvp_start(pf_fd, vf1_id, 12, r, 1, 16);
+	ok(!rc, "Start with exactly MAXPG pages (rc=%#x)", rc);
+	rc = nvp_stop(vf1_id);
+	ok(!rc, "Stop (rc=%#x)", rc);
+
+	/* real tracking of VF1's writes into memory */
+	nram = ram_ranges(ram, NVPT_MAXR);
+	exact = getenv("LM_VF_IDENTITY") && atoi(getenv("LM_VF_IDENTITY"));
+	snprintf(ns, sizeof(ns), "%sn1", nvme_dev_of(vf1_bdf));
+	fd = open(ns, O_RDONLY | O_DIRECT);
+	buf = dma_pages(3);
+	if (!nram || fd < 0 || !buf || vf1_cq_ranges()) {
+		ok(0, "tracking set-up: RAM ranges (%d), %s, buffer, VF1 CQs", nram, ns);
+		return;
+	}
+	for (int i = 0; i < 3; i++)
+		data[i] = phys_of(buf + 4096 * i);
+	diag("tracking %d RAM ranges, first %#llx+%#llx; data pages %#llx %#llx %#llx; %d CQs",
+	     nram, (unsigned long long)ram[0].start, (unsigned long long)ram[0].length,
+	     (unsigned long long)data[0], (unsigned long long)data[1], (unsigned long long)data[2],
+	     vf1_ncq);
+	/* a udev probe of VF1's namespace (after an earlier writer closed it) */
+	if (system("command -v udevadm >/dev/null && udevadm settle -t 10 >/dev/null 2>&1; sleep 1"))
+		diag("udevadm settle failed");
+
+	rc = nvp_start(pf_fd, vf1_id, 12, ram, nram, 16 * nram);
+	ok(!rc, "Start tracking VF1: %d ranges (all RAM), GS 12 (rc=%#x)", nram, rc);
+	rc = nvp_start(pf_fd, vf1_id, 12, ram, nram, 16 * nram);
+	ok(rc == SC_SEQ_ERROR, "Start twice: Command Sequence Error (rc=%#x)", rc);
+	rc = nvp_report(pf_fd, vf1_id, ram[0].start + 0x800, 32, bm);
+	ok(rc == SC_INVALID_FIELD, "Report with a misaligned start: Invalid Field (rc=%#x)", rc);
+	rc = nvp_report(pf_fd, vf1_id, ram[0].start, 0, bm);
+	ok(rc == SC_INVALID_FIELD, "Report NPG 0: Invalid Field (rc=%#x)", rc);
+	{
+		struct cmd c = { .opc = OPC_NVP_TRECV, .cdw11 = vf1_id, .cdw14 = NVPT_MAXRB * 8 + 1,
+				 .buf = bm, .len = 4 };
+		rc = admin(pf_fd, &c);
+		ok(rc == SC_INVALID_FIELD, "Report NPG above MAXRB*8: Invalid Field (rc=%#x)", rc);
+	}
+	d = report_all(ram, nram, data, 3);
+	diag("first report: %d data, %d CQ, %d other pages, %d errors", d.data, d.cq, d.other, d.err);
+	ok(!d.err, "Report and clear of all RAM (before any I/O) succeeds");
+
+	if (pread(fd, buf, 3 * 4096, 4096 * 64) != 3 * 4096) {
+		ok(0, "VF1 read of 3 pages");
+		close(fd);
+		nvp_stop(vf1_id);
+		return;
+	}
+	d = report_all(ram, nram, data, 3);
+	diag("after a 3-page read: %d data, %d CQ, %d other pages (first other %#llx), %d errors",
+	     d.data, d.cq, d.other, (unsigned long long)d.first_other, d.err);
+	if (exact) {
+		ok(!d.err && d.data == 3 && d.cq == 1 && !d.other,
+		   "after a 3-page read through VF1: exactly the 3 data pages and 1 CQ page are dirty");
+	} else {
+		ok(1, "# SKIP exact report needs VF1 in an identity IOMMU domain");
+	}
+	d = report_all(ram, nram, data, 3);
+	ok(!d.err && !d.data && !d.cq && !d.other, "second report: clear (%d data, %d CQ, %d other)",
+	   d.data, d.cq, d.other);
+
+	/* the last report of a migration is read with the controller suspended */
+	rc = pread(fd, buf, 3 * 4096, 4096 * 80) == 3 * 4096 ? 0 : -1;
+	rc |= suspend(vf1_id, 1);
+	ok(!rc, "another read, then Suspend VF1 (rc=%#x)", rc);
+	d = report_all(ram, nram, data, 3);
+	if (exact)
+		ok(!d.err && d.data == 3 && d.cq == 1 && !d.other,
+		   "Report while VF1 is suspended: the 3 data pages and 1 CQ page (%d/%d/%d)",
+		   d.data, d.cq, d.other);
+	else
+		ok(!d.err && d.data == 3, "Report while VF1 is suspended: the 3 data pages");
+	rc = resume(vf1_id);
+	ok(!rc, "Resume VF1 (rc=%#x)", rc);
+
+	/* a reset of VF1's controller keeps tracking: its re-initialisation is reported */
+	{
+		char path[256], state[32] = "";
+		const char *dev = strrchr(nvme_dev_of(vf1_bdf), '/') + 1;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/sys/class/nvme/%s/reset_controller", dev);
+		f = fopen(path, "w");
+		if (f) {
+			fputs("1\n", f);
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "/sys/class/nvme/%s/state", dev);
+		for (int i = 0; i < 200; i++) {
+			usleep(100000);
+			f = fopen(path, "r");
+			if (f) {
+				if (!fgets(state, sizeof(state), f))
+					state[0] = 0;
+				fclose(f);
+			}
+			if (!strncmp(state, "live", 4))
+				break;
+		}
+		d = report_all(ram, nram, data, 3);
+		ok(!d.err && d.cq + d.other > 0,
+		   "after a reset of VF1's controller tracking continues: Identify data and CQEs reported (%d CQ, %d other)",
+		   d.cq, d.other);
+	}
+
+	rc = nvp_stop(vf1_id);
+	ok(!rc, "Stop (rc=%#x)", rc);
+	rc = nvp_stop(vf1_id);
+	ok(!rc, "Stop when not tracking succeeds (rc=%#x)", rc);
+	rc = nvp_report(pf_fd, vf1_id, ram[0].start, 32, bm);
+	ok(rc == SC_SEQ_ERROR, "Report after Stop: Command Sequence Error (rc=%#x)", rc);
+	rc = pread(fd, buf, 4096, 0) == 4096;
+	ok(rc, "VF1 I/O still works");
+	close(fd);
+	munmap(buf, 3 * 4096);
+}
+
+/*
  * --- VF2 continues VF1's queues ------------------------------------------
  *
  * With VF1 and VF2 in identity IOMMU domains their bus addresses
@@ -1201,6 +1572,8 @@ int main(int argc, char **argv)
 		t_reset_clears();
 	if (want("cdq"))
 		t_cdq();
+	if (want("track"))
+		t_track();
 	if (want("cross"))
 		t_cross_migrate();
 

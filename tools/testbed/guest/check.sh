@@ -36,7 +36,7 @@ fi
 ST=${NVP_SELFTESTS:-$NVP_REPO/build/selftests}
 if [ -d "$ST" ]; then
 	: >"$NVP_OUT/kselftest.tap"
-	for t in "$ST"/*_test; do
+	for t in "$ST"/*_test "$ST"/*_fuzz; do
 		[ -x "$t" ] || continue
 		log "running $(basename "$t")"
 		NVP_VF=$VF1 NVP_VF2=$VF2 NVP_PF=$NVP_PF NVP_NONVF=$NVP_NONVF NVP_DRIVER=$NVP_DRIVER NVP_VF_VQ=$VF_VQ \

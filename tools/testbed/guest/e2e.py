@@ -468,6 +468,14 @@ def run_test(args):
     # A step that left the guest stalled fails; the steps after it would
     # only fail the same way, slowly, so they are skipped (and counted).
     vm = migrate_and_check(args, tap, src, args.vf2, 1, results)
+    if args.tracking == "device":
+        # QEMU picks device dirty tracking by itself when the VF offers it;
+        # the driver logs each session it starts.
+        dmesg = subprocess.run(["dmesg"], capture_output=True, text=True).stdout
+        n = len(re.findall(r"nvme_vfio_pci .*dirty tracking \(.*\) started", dmesg))
+        results["tracking_sessions"] = n
+        tap.check(n > 0, "migration 1: QEMU used the VF's device dirty tracking",
+                  f"{n} tracking session(s) started")
     if vm.vf == args.vf2 and not vm.broken:
         vm = migrate_and_check(args, tap, vm, args.vf1, 2, results)
     else:
@@ -583,8 +591,8 @@ def main():
     p.add_argument("--downtime-limit", type=int, default=0, help="ms (QEMU's downtime-limit)")
     p.add_argument("--settle", type=float, default=4,
                    help="seconds the destination runs before its console is checked")
-    p.add_argument("--boot-timeout", type=float, default=180)
-    p.add_argument("--io-timeout", type=float, default=60)
+    p.add_argument("--boot-timeout", type=float, default=300)
+    p.add_argument("--io-timeout", type=float, default=120)
     p.add_argument("--mig-timeout", type=float, default=300)
     args = p.parse_args()
     if not os.path.exists("/dev/kvm"):

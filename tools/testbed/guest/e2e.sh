@@ -28,7 +28,7 @@ log "L2 QEMU: $(qemu-system-x86_64 --version | head -1)"
 rc=0
 # A time budget below run-vm.sh's, so a stuck run still saves its logs
 # (e2e.py records why each L2 is stuck on SIGTERM); leftover L2s are killed.
-[ "$mode" = test ] && budget=480 || budget=1700
+[ "$mode" = test ] && budget=840 || budget=2850
 timeout -k 20 "${NVP_E2E_BUDGET:-$budget}" python3 "$NVP_REPO/tools/testbed/guest/e2e.py" "$mode" --vf1 "$VF1" --vf2 "$VF2" \
 	--kernel "$l2_kernel" --initrd "$l2_initrd" --out "$out" "$@" || rc=$?
 
