@@ -153,12 +153,8 @@ FIXTURE_SETUP(dirty)
 
 	ASSERT_EQ(0, nvp_iova_allowed(&self->v, DATA_IOVA, DATA_PAGES * PG, &ok));
 	ASSERT_TRUE(ok);
-	ASSERT_EQ(0, nvp_nvme_init(&self->n, &self->v, NVP_IOVA_BASE_DEFAULT))
+	ASSERT_EQ(0, nvp_nvme_bringup(&self->n, &self->v, NVP_IOVA_BASE_DEFAULT, NSID))
 		TH_LOG("%s", nvp_lasterr());
-	ASSERT_EQ(0, nvp_nvme_enable(&self->n)) TH_LOG("%s", nvp_lasterr());
-	ASSERT_EQ(0, nvp_nvme_identify_ctrl(&self->n)) TH_LOG("%s", nvp_lasterr());
-	ASSERT_EQ(0, nvp_nvme_identify_ns(&self->n, NSID)) TH_LOG("%s", nvp_lasterr());
-	ASSERT_EQ(0, nvp_nvme_create_ioq(&self->n)) TH_LOG("%s", nvp_lasterr());
 	ASSERT_GT(self->n.nsze, (uint64_t)1024);
 	self->lba0 = self->n.nsze / 3;
 	self->data = nvp_dma_alloc(&self->v, DATA_IOVA, DATA_PAGES * PG);

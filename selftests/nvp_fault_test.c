@@ -79,16 +79,8 @@ static int vfs_in_env(void)
 /* A guest on @v: enabled, one I/O queue pair, NBLK blocks written. Guest @i's LBAs. */
 static int guest_start(struct guest *g, struct nvp_vfio *v, int i)
 {
-	int ret = nvp_nvme_init(&g->n, v, GUEST_IOVA(i));
+	int ret = nvp_nvme_bringup(&g->n, v, GUEST_IOVA(i), NVP_NSID);
 
-	if (!ret)
-		ret = nvp_nvme_enable(&g->n);
-	if (!ret)
-		ret = nvp_nvme_identify_ctrl(&g->n);
-	if (!ret)
-		ret = nvp_nvme_identify_ns(&g->n, NVP_NSID);
-	if (!ret)
-		ret = nvp_nvme_create_ioq(&g->n);
 	if (ret)
 		return ret;
 	g->lba0 = g->n.nsze / 2 + 4096 + 64 * i;

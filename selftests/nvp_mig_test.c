@@ -77,12 +77,8 @@ FIXTURE_SETUP(mig)
 	self->have_v2 = true;
 
 	/* The guest: a controller with an admin and an I/O queue on VF1. */
-	ASSERT_EQ(0, nvp_nvme_init(&self->n, &self->v1, NVP_IOVA_BASE_DEFAULT))
+	ASSERT_EQ(0, nvp_nvme_bringup(&self->n, &self->v1, NVP_IOVA_BASE_DEFAULT, NSID))
 		TH_LOG("%s", nvp_lasterr());
-	ASSERT_EQ(0, nvp_nvme_enable(&self->n)) TH_LOG("%s", nvp_lasterr());
-	ASSERT_EQ(0, nvp_nvme_identify_ctrl(&self->n)) TH_LOG("%s", nvp_lasterr());
-	ASSERT_EQ(0, nvp_nvme_identify_ns(&self->n, NSID)) TH_LOG("%s", nvp_lasterr());
-	ASSERT_EQ(0, nvp_nvme_create_ioq(&self->n)) TH_LOG("%s", nvp_lasterr());
 	ASSERT_GT(self->n.nsze, (uint64_t)1024);
 	self->lba0 = self->n.nsze / 2;
 	self->gen = (uint32_t)time(NULL);
@@ -786,10 +782,8 @@ TEST_F_TIMEOUT(pf_loss, pf_unbind_mid_migration, 300)
 	ASSERT_EQ(0, nvp_vfio_open(&v1, self->vf[0])) TH_LOG("%s", nvp_lasterr());
 	ASSERT_EQ(0, nvp_vfio_open(&v2, self->vf[1])) TH_LOG("%s", nvp_lasterr());
 	ASSERT_EQ(0, nvp_vfio_map_bar0(&v2)) TH_LOG("%s", nvp_lasterr());
-	ASSERT_EQ(0, nvp_nvme_init(&n, &v1, NVP_IOVA_BASE_DEFAULT)) TH_LOG("%s", nvp_lasterr());
-	ASSERT_EQ(0, nvp_nvme_enable(&n)) TH_LOG("%s", nvp_lasterr());
-	ASSERT_EQ(0, nvp_nvme_identify_ns(&n, NSID)) TH_LOG("%s", nvp_lasterr());
-	ASSERT_EQ(0, nvp_nvme_create_ioq(&n)) TH_LOG("%s", nvp_lasterr());
+	ASSERT_EQ(0, nvp_nvme_bringup(&n, &v1, NVP_IOVA_BASE_DEFAULT, NSID))
+		TH_LOG("%s", nvp_lasterr());
 	lba0 = n.nsze / 2 + 256;
 	ASSERT_EQ(0, write_blocks(&n, lba0, gen)) TH_LOG("%s", nvp_lasterr());
 	ASSERT_EQ(0, map_guest_into(&n, &v2)) TH_LOG("%s", nvp_lasterr());
@@ -874,10 +868,8 @@ TEST_F_TIMEOUT(pf_loss, pf_unbind_mid_migration, 300)
 	ASSERT_EQ(0, nvp_vfio_open(&v1, self->vf[0])) TH_LOG("%s", nvp_lasterr());
 	ASSERT_EQ(0, nvp_vfio_open(&v2, self->vf[1])) TH_LOG("%s", nvp_lasterr());
 	ASSERT_EQ(0, nvp_vfio_map_bar0(&v2)) TH_LOG("%s", nvp_lasterr());
-	ASSERT_EQ(0, nvp_nvme_init(&n, &v1, NVP_IOVA_BASE_DEFAULT)) TH_LOG("%s", nvp_lasterr());
-	ASSERT_EQ(0, nvp_nvme_enable(&n)) TH_LOG("VF1 after the PF came back: %s", nvp_lasterr());
-	ASSERT_EQ(0, nvp_nvme_identify_ns(&n, NSID)) TH_LOG("%s", nvp_lasterr());
-	ASSERT_EQ(0, nvp_nvme_create_ioq(&n)) TH_LOG("%s", nvp_lasterr());
+	ASSERT_EQ(0, nvp_nvme_bringup(&n, &v1, NVP_IOVA_BASE_DEFAULT, NSID))
+		TH_LOG("VF1 after the PF came back: %s", nvp_lasterr());
 	ASSERT_EQ(0, verify_blocks(&n, lba0, gen)) TH_LOG("%s", nvp_lasterr());
 	ASSERT_EQ(0, write_blocks(&n, lba0, gen + 1)) TH_LOG("%s", nvp_lasterr());
 	ASSERT_EQ(0, map_guest_into(&n, &v2)) TH_LOG("%s", nvp_lasterr());

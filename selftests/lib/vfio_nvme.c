@@ -794,6 +794,21 @@ int nvp_nvme_create_ioq(struct nvp_nvme *n)
 	return nvp_nvme_create_ioqs(n, 1, 0);
 }
 
+int nvp_nvme_bringup(struct nvp_nvme *n, struct nvp_vfio *v, uint64_t iova_base, uint32_t nsid)
+{
+	int ret = nvp_nvme_init(n, v, iova_base);
+
+	if (!ret)
+		ret = nvp_nvme_enable(n);
+	if (!ret)
+		ret = nvp_nvme_identify_ctrl(n);
+	if (!ret)
+		ret = nvp_nvme_identify_ns(n, nsid);
+	if (!ret)
+		ret = nvp_nvme_create_ioq(n);
+	return ret;
+}
+
 void nvp_nvme_rw_sqe(struct nvme_sqe *sqe, bool write, uint32_t nsid, uint64_t slba,
 		     uint64_t iova)
 {

@@ -204,6 +204,11 @@ int nvp_nvme_identify_ns(struct nvp_nvme *n, uint32_t nsid);
 /* Set Features Number of Queues (1/1), Create I/O CQ 1 and SQ 1 (polled). */
 int nvp_nvme_create_ioq(struct nvp_nvme *n);
 /*
+ * What a guest's driver does first: nvp_nvme_init() at @iova_base, enable,
+ * Identify Controller and Namespace @nsid, one I/O queue pair.
+ */
+int nvp_nvme_bringup(struct nvp_nvme *n, struct nvp_vfio *v, uint64_t iova_base, uint32_t nsid);
+/*
  * Set Features Number of Queues, then Create I/O CQ and SQ 1..@nq.  @nq 0:
  * as many as the controller allocates (at most NVP_MAX_IOQ).  @nvec 0:
  * polled CQs (IEN=0); else IEN=1 on vector qid % @nvec, so queues share

@@ -197,6 +197,43 @@ static char *nvme_dev_of(const char *bdf)
 	return path;
 }
 
+/*
+ * Has the kernel's nvme driver reset the controller of @bdf, and waits up to
+ * 20 s for it to be live again; @state gets its last state (no newline).
+ */
+static void reset_ctrl(const char *bdf, char *state, size_t len)
+{
+	const char *node = nvme_dev_of(bdf);
+	const char *dev;
+	char path[256];
+	FILE *f;
+
+	state[0] = 0;
+	if (!node)
+		return;
+	dev = strrchr(node, '/') + 1;
+	snprintf(path, sizeof(path), "/sys/class/nvme/%s/reset_controller", dev);
+	f = fopen(path, "w");
+	if (f) {
+		fputs("1\n", f);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/sys/class/nvme/%s/state", dev);
+	for (int i = 0; i < 200; i++) {
+		usleep(100000);
+		f = fopen(path, "r");
+		if (f) {
+			if (!fgets(state, (int)len, f))
+				state[0] = 0;
+			fclose(f);
+		}
+		if (!strncmp(state, "live", 4))
+			break;
+	}
+	state[strcspn(state, "\n")] = 0;
+}
+
+
 /* --- VF2 by hand: BAR0 registers, no DMA ------------------------------- */
 
 static volatile uint8_t *vf2_bar;
@@ -1327,28 +1364,9 @@ static void t_track(void)
 
 	/* a reset of VF1's controller keeps tracking: its re-initialisation is reported */
 	{
-		char path[256], state[32] = "";
-		const char *dev = strrchr(nvme_dev_of(vf1_bdf), '/') + 1;
-		FILE *f;
+		char state[32];
 
-		snprintf(path, sizeof(path), "/sys/class/nvme/%s/reset_controller", dev);
-		f = fopen(path, "w");
-		if (f) {
-			fputs("1\n", f);
-			fclose(f);
-		}
-		snprintf(path, sizeof(path), "/sys/class/nvme/%s/state", dev);
-		for (int i = 0; i < 200; i++) {
-			usleep(100000);
-			f = fopen(path, "r");
-			if (f) {
-				if (!fgets(state, sizeof(state), f))
-					state[0] = 0;
-				fclose(f);
-			}
-			if (!strncmp(state, "live", 4))
-				break;
-		}
+		reset_ctrl(vf1_bdf, state, sizeof(state));
 		d = report_all(ram, nram, data, 3);
 		ok(!d.err && d.cq + d.other > 0,
 		   "after a reset of VF1's controller tracking continues: Identify data and CQEs reported (%d CQ, %d other)",
@@ -1475,29 +1493,9 @@ static void t_cross_migrate(void)
 	rc = resume(vf1_id);
 	ok(!rc, "Resume VF1 (rc=%#x)", rc);
 	{
-		char path[256], state[32] = "";
-		const char *dev = strrchr(nvme_dev_of(vf1_bdf), '/') + 1;
-		FILE *f;
+		char state[32];
 
-		snprintf(path, sizeof(path), "/sys/class/nvme/%s/reset_controller", dev);
-		f = fopen(path, "w");
-		if (f) {
-			fputs("1\n", f);
-			fclose(f);
-		}
-		snprintf(path, sizeof(path), "/sys/class/nvme/%s/state", dev);
-		for (int i = 0; i < 200; i++) {
-			usleep(100000);
-			f = fopen(path, "r");
-			if (f) {
-				if (!fgets(state, sizeof(state), f))
-					state[0] = 0;
-				fclose(f);
-			}
-			if (!strncmp(state, "live", 4))
-				break;
-		}
-		state[strcspn(state, "\n")] = 0;
+		reset_ctrl(vf1_bdf, state, sizeof(state));
 		ok(!strncmp(state, "live", 4), "VF1 controller reset by its driver (state %s)", state);
 	}
 	if (write(to_child[1], &go, 1) != 1)
