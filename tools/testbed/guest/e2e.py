@@ -116,9 +116,9 @@ class Vm:
             "-smp", "1", "-m", args.mem, "-nodefaults", "-no-user-config",
             "-display", "none", "-no-reboot",
             "-kernel", args.kernel, "-initrd", args.initrd,
-            # loglevel=5: the guest's nvme warnings (timeouts, resets)
-            # reach the console, where a stalled run can be read.
-            "-append", f"console=ttyS0 loglevel=5 panic=-1 nvp.region={args.region}"
+            # quiet boot (kernel lines must not split the init's lines);
+            # the L2 init then lets warnings through, see l2/init.
+            "-append", f"console=ttyS0 quiet panic=-1 nvp.region={args.region}"
             + ("" if vf else " nvp.novf=1"),
             "-chardev", f"file,id=con,path={self.console}",
             "-device", "isa-serial,chardev=con,index=0",
