@@ -43,7 +43,7 @@ def log(msg):
 class Qmp:
     """A minimal QMP client: one command at a time, events skipped."""
 
-    def __init__(self, path, timeout=60):
+    def __init__(self, path, timeout=60, start_timeout=300):
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -55,13 +55,19 @@ class Qmp:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        # A QEMU whose main loop is stuck (in a VFIO ioctl, say) does not
-        # answer: after a minute the connection counts as dead.
-        self.sock.settimeout(60)
+        # QEMU greets once its machine is up, which includes pinning and
+        # mapping all guest RAM for VFIO: minutes on a loaded debug L1.
+        self.sock.settimeout(start_timeout)
         self.dead = None
         self.rd = self.sock.makefile("r")
-        json.loads(self.rd.readline())  # greeting
-        self.cmd("qmp_capabilities")
+        try:
+            json.loads(self.rd.readline())  # greeting
+            self.cmd("qmp_capabilities")
+        except socket.timeout:
+            raise RuntimeError(f"QMP: no greeting within {start_timeout} s") from None
+        # Later, a QEMU whose main loop is stuck (in a VFIO ioctl, say)
+        # does not answer: after a minute the connection counts as dead.
+        self.sock.settimeout(60)
 
     def cmd(self, name, **args):
         if self.dead:
@@ -74,7 +80,7 @@ class Qmp:
             try:
                 line = self.rd.readline()
             except socket.timeout:
-                self.dead = f"QMP: no answer to {name} within 60 s"
+                self.dead = f"QMP: no answer to {name} within {self.sock.gettimeout():.0f} s"
                 raise RuntimeError(self.dead) from None
             if not line:
                 raise RuntimeError(f"QMP connection closed during {name}")
