@@ -19,6 +19,12 @@
 #                was seen to lose timer wakeups of an idle vCPU, hanging runs)
 #   NVP_APPEND   extra L1 kernel command-line words
 #   NVP_PF_OPTS  extra properties for the SR-IOV NVMe PF (e.g. hmlms=on)
+#   NVP_PF_SRIOV the PF's SR-IOV resource properties, replacing the default
+#                "sriov_max_vfs=4,sriov_vq_flexible=8,sriov_vi_flexible=4,
+#                sriov_max_vq_per_vf=4,sriov_max_vi_per_vf=2,max_ioqpairs=10,
+#                msix_qsize=8" whole (QEMU's rules: vq_flexible >= 2 * max_vfs,
+#                max_ioqpairs >= vq_flexible + 2, vi_flexible >= max_vfs,
+#                msix_qsize >= vi_flexible + 1, msix_qsize <= 2048)
 #   NVP_QEMU_ARGS extra QEMU arguments (word-split), e.g. "-trace pci_nvme_err*"
 # A second HMP monitor listens on OUTDIR/monitor.sock (e.g. for "info cpus"
 # or "nmi" when a run hangs: socat - UNIX-CONNECT:OUTDIR/monitor.sock).
@@ -26,8 +32,9 @@
 #
 # Devices: intel-iommu (interrupt remapping), an NVMe SR-IOV PF at 01:00.0 in
 # subsystem subsys0 with 4 VFs possible (8 flexible VQ and 4 flexible VI, at
-# most 4 VQ and 2 VI per VF) and a shared 64 MiB namespace, and a plain NVMe
-# controller without SR-IOV at 02:00.0 (the "not a VF" case).
+# most 4 VQ and 2 VI per VF; NVP_PF_SRIOV changes this) and a shared 64 MiB
+# namespace, and a plain NVMe controller without SR-IOV at 02:00.0 (the "not
+# a VF" case).
 
 . "$(dirname "$0")/lib.sh"
 
@@ -57,6 +64,7 @@ truncate -s 0 "$OUT/ns1.img" "$OUT/ns2.img"
 truncate -s 64M "$OUT/ns1.img" "$OUT/ns2.img"
 
 PF_OPTS=${NVP_PF_OPTS:-}
+PF_SRIOV=${NVP_PF_SRIOV:-sriov_max_vfs=4,sriov_vq_flexible=8,sriov_vi_flexible=4,sriov_max_vq_per_vf=4,sriov_max_vi_per_vf=2,max_ioqpairs=10,msix_qsize=8}
 # no_timer_check: on a loaded host, TCG can miss the boot-time IO-APIC timer
 # check's deadline and the kernel panics ("timer doesn't work through
 # Interrupt-remapped IO-APIC"); seen at load 7 on 2 cores.
@@ -77,7 +85,7 @@ args=(
 	-device pcie-root-port,id=rp0,chassis=1,slot=1
 	-device pcie-root-port,id=rp1,chassis=2,slot=2
 	-device nvme-subsys,id=subsys0,nqn=nvp-subsys0
-	-device "nvme,id=pf0,serial=nvpf0001,subsys=subsys0,bus=rp0,sriov_max_vfs=4,sriov_vq_flexible=8,sriov_vi_flexible=4,sriov_max_vq_per_vf=4,sriov_max_vi_per_vf=2,max_ioqpairs=10,msix_qsize=8${PF_OPTS:+,$PF_OPTS}"
+	-device "nvme,id=pf0,serial=nvpf0001,subsys=subsys0,bus=rp0,${PF_SRIOV}${PF_OPTS:+,$PF_OPTS}"
 	-drive "file=$OUT/ns1.img,if=none,id=nvm1,format=raw"
 	-device nvme-ns,drive=nvm1,nsid=1
 	-device nvme,id=plain0,serial=nvplain01,bus=rp1

@@ -46,7 +46,8 @@ wait_for() { # wait_for SECONDS CMD...
 # provision_vfs N [VQ [VI]]: create N VFs on the PF and bring their
 # secondary controllers online with VQ queue resources (admin + VQ-1 I/O
 # queues, default 2) and VI interrupt resources (default 1) each. The PF has
-# 8 flexible VQ and 4 flexible VI, at most 4 VQ and 2 VI per VF (run-vm.sh).
+# 8 flexible VQ and 4 flexible VI, at most 4 VQ and 2 VI per VF (run-vm.sh;
+# NVP_PF_SRIOV changes that, as make bench does).
 provision_vfs() {
 	local n=$1 vq=${2:-2} vi=${3:-1} pfdev i scid
 	wait_for 20 nvme_dev_of "$NVP_PF" >/dev/null || { log "PF $NVP_PF has no nvme device"; return 1; }
