@@ -21,7 +21,10 @@ if [ -n "$grp" ] && [ -e "/sys/kernel/iommu_groups/$grp/type" ]; then
 fi
 export LM_PF_IDENTITY=$pf_identity
 
-provision_vfs 2 || { echo "not ok 1 - provision VFs"; exit 1; }
+# 4 queue resources per VF (admin + 3 I/O): VF1's driver uses what its one
+# interrupt vector allows (one I/O queue), the pc0 test creates its PC=0
+# queue pair in a free QID above it.
+provision_vfs 2 4 || { echo "not ok 1 - provision VFs"; exit 1; }
 vf1=$(vf_bdf 1)
 vf2=$(vf_bdf 2)
 

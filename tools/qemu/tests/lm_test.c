@@ -308,6 +308,32 @@ static void vf2_disable(void)
 	wait_rdy(0);
 }
 
+static uint64_t phys_of(void *p)
+{
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &e, 8, ((uintptr_t)p / 4096) * 8) != 8)
+		e = 0;
+	close(fd);
+	if (!(e >> 63))
+		return 0;
+	return (e & ((1ULL << 55) - 1)) * 4096;
+}
+
+static uint8_t *dma_pages(int n)
+{
+	void *p = mmap(NULL, 4096 * n, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED | MAP_POPULATE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	memset(p, 0, 4096 * n);
+	return p;
+}
+
 /* --- tests --------------------------------------------------------------- */
 
 static void t_identify(void)
@@ -623,8 +649,23 @@ static void t_set_state(void)
 	ok(rc == SC_INVALID_FIELD, "Set State SQ bound to a CQ not in the state: Invalid Field (rc=%#x)", rc);
 	memcpy(bad, nbuf, HDR_LEN + nlen);
 	bad[HDR_LEN + 8 + 14] &= ~1;			/* SQ PC=0 */
-	rc = set_state(vf2_id, 3, 1, 0, 0, bad, HDR_LEN + nlen);
-	ok(rc == SC_INVALID_FIELD, "Set State SQ with PC=0 (not supported by this model): Invalid Field (rc=%#x)", rc);
+	{
+		/* PRP1 = a PRP list of misaligned entries (read from VF2's memory) */
+		uint8_t *l = dma_pages(1);
+		uint64_t a = l ? phys_of(l) : 0, v = 0x1008;
+
+		for (int i = 0; l && i < 512; i++)
+			memcpy(l + 8 * i, &v, 8);
+		memcpy(bad + HDR_LEN + 8, &a, 8);
+		rc = set_state(vf2_id, 3, 1, 0, 0, bad, HDR_LEN + nlen);
+		/* without an identity domain the list is not at that address for VF2 */
+		if (!getenv("LM_VF_IDENTITY") || !atoi(getenv("LM_VF_IDENTITY")))
+			ok(rc == (DNR | 0x13) || rc == 0x4, "Set State SQ with PC=0, PRP list not usable: refused (rc=%#x)", rc);
+		else
+			ok(rc == (DNR | 0x13), "Set State SQ with PC=0 whose PRP list has misaligned entries: Invalid PRP Offset (rc=%#x)", rc);
+		if (l)
+			munmap(l, 4096);
+	}
 	memcpy(bad, nbuf, HDR_LEN + nlen);
 	bad[HDR_LEN + 8 + 24 * le16(nbuf + HDR_LEN + 2) + 18] = 0x7f;	/* CQ IV = 127 */
 	rc = set_state(vf2_id, 3, 1, 0, 0, bad, HDR_LEN + nlen);
@@ -772,32 +813,6 @@ static void t_reset_clears(void)
 
 static int pf_identity;
 
-static uint64_t phys_of(void *p)
-{
-	uint64_t e = 0;
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-
-	if (fd < 0)
-		return 0;
-	if (pread(fd, &e, 8, ((uintptr_t)p / 4096) * 8) != 8)
-		e = 0;
-	close(fd);
-	if (!(e >> 63))
-		return 0;
-	return (e & ((1ULL << 55) - 1)) * 4096;
-}
-
-static uint8_t *dma_pages(int n)
-{
-	void *p = mmap(NULL, 4096 * n, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED | MAP_POPULATE, -1, 0);
-
-	if (p == MAP_FAILED)
-		return NULL;
-	memset(p, 0, 4096 * n);
-	return p;
-}
-
 /* Create CDQ: PRP1 = the first page of @buf (queue, or PRP list if !pc) */
 static int cdq_create(uint16_t cntlid, int pc, void *buf, uint32_t dwords, uint32_t mos,
 		      uint32_t *id)
@@ -858,10 +873,85 @@ static int vf1_ns_fd = -1;
 static void *iobuf;
 
 /* One O_DIRECT 4 KiB write on VF1's namespace at LBA (512-byte LBAs) */
-static int vf1_write(uint64_t lba)
+static int vf1_write_fd(int fd, uint64_t lba)
 {
 	memset(iobuf, (int)lba, 4096);
-	return pwrite(vf1_ns_fd, iobuf, 4096, lba * 512) == 4096 ? 0 : -1;
+	return pwrite(fd, iobuf, 4096, lba * 512) == 4096 ? 0 : -1;
+}
+
+static int vf1_write(uint64_t lba)
+{
+	return vf1_write_fd(vf1_ns_fd, lba);
+}
+
+/* An I/O command on VF1's namespace through the passthrough ioctl */
+static int vf1_io(uint8_t opc, uint64_t cdw1011, uint32_t cdw11, uint32_t cdw12,
+		  void *buf, uint32_t len)
+{
+	struct nvme_passthru_cmd c = {
+		.opcode = opc, .nsid = 1,
+		.addr = (uintptr_t)buf, .data_len = len,
+		.cdw10 = (uint32_t)cdw1011,
+		.cdw11 = cdw11 ? cdw11 : (uint32_t)(cdw1011 >> 32),
+		.cdw12 = cdw12, .timeout_ms = 20000,
+	};
+	int rc = ioctl(vf1_ns_fd, NVME_IOCTL_IO_CMD, &c);
+
+	return rc < 0 ? -errno : rc;
+}
+
+/*
+ * UDMQ entries of the multi-range commands: Dataset Management Deallocate
+ * logs each range with DLBA=1, Copy its destination range.
+ */
+static void t_cdq_ranges(uint8_t *qbuf)
+{
+	volatile uint8_t *q = qbuf;
+	uint8_t d[64] = { 0 };
+	struct udmq_e e, e2;
+	uint32_t id = 0xffff;
+	int rc;
+
+	memset(qbuf, 0, 4096);
+	rc = cdq_create(vf1_id, 1, qbuf, 1024, 0, &id);
+	ok(!rc, "CDQ create for the range checks (rc=%#x)", rc);
+	rc = track(id, 1);
+	ok(!rc && entry_at(q, 0).esa == 1, "logging started (rc=%#x)", rc);
+
+	/* DSM: 2 ranges {cattr, nlb (a count), slba}, NR 0's based, AD */
+	d[4] = 8;
+	d[8] = 3000 & 0xff; d[9] = 3000 >> 8;
+	d[16 + 4] = 16;
+	d[16 + 8] = 3100 & 0xff; d[16 + 9] = 3100 >> 8;
+	rc = vf1_io(0x09, 1, 1 << 2, 0, d, 32);
+	usleep(100000);
+	e = entry_at(q, 1);
+	e2 = entry_at(q, 2);
+	ok(!rc && e.phase == 1 && e.esa == 0 && e.lbacir == 0 && e.dlba == 1 &&
+	   e.nsid == 1 && e.slba == 3000 && e.nlb == 7,
+	   "DSM Deallocate range 1: entry SLBA 3000, NLB 7, DLBA 1, LBACIR range (rc=%#x slba=%llu nlb=%u dlba=%u lbacir=%u)",
+	   rc, (unsigned long long)e.slba, e.nlb, e.dlba, e.lbacir);
+	ok(e2.phase == 1 && e2.esa == 0 && e2.lbacir == 0 && e2.dlba == 1 &&
+	   e2.slba == 3100 && e2.nlb == 15,
+	   "DSM Deallocate range 2: its own entry SLBA 3100, NLB 15, DLBA 1 (slba=%llu nlb=%u)",
+	   (unsigned long long)e2.slba, e2.nlb);
+	rc = vf1_io(0x09, 0, 1 << 0, 0, d, 16);	/* IDR only, no AD */
+	usleep(100000);
+	ok(!rc && entry_at(q, 3).phase == 0, "DSM without Deallocate: no entry (rc=%#x)", rc);
+
+	/* Copy: 2 format-0 source ranges (8 + 4 blocks) to SDLBA 3400 */
+	memset(d, 0, sizeof(d));
+	d[8] = 3200 & 0xff; d[9] = 3200 >> 8; d[16] = 7;
+	d[32 + 8] = 3300 & 0xff; d[32 + 9] = 3300 >> 8; d[32 + 16] = 3;
+	rc = vf1_io(0x19, 3400, 0, 1, d, 64);
+	usleep(100000);
+	e = entry_at(q, 3);
+	ok(!rc && e.phase == 1 && e.esa == 0 && e.lbacir == 0 && e.dlba == 0 &&
+	   e.nsid == 1 && e.slba == 3400 && e.nlb == 11 && entry_at(q, 4).phase == 0,
+	   "Copy: one entry, the destination SLBA 3400, NLB 11 (12 blocks), DLBA 0 (rc=%#x slba=%llu nlb=%u lbacir=%u)",
+	   rc, (unsigned long long)e.slba, e.nlb, e.lbacir);
+	track(id, 0);
+	cdq_delete(id);
 }
 
 static void t_cdq(void)
@@ -1030,6 +1120,7 @@ static void t_cdq(void)
 		rc = cdq_create(vf1_id, 0, lbuf, 2048, 0, NULL);
 		ok(rc == (DNR | 0x13), "CDQ create PC=0 with a misaligned PRP entry: Invalid PRP Offset (rc=%#x)", rc);
 	}
+	t_cdq_ranges(qbuf);
 	close(vf1_ns_fd);
 }
 
@@ -1508,6 +1599,559 @@ static void t_cross_migrate(void)
 	close(vf1_ns_fd);
 }
 
+/*
+ * --- PC=0 (PRP-list) I/O queues across a migration ------------------------
+ *
+ * lm_test creates a PC=0 I/O CQ/SQ pair on VF1 itself (Create I/O CQ/SQ
+ * through the admin passthrough ioctl, whose data buffer becomes PRP1, the
+ * PRP list; VF1 in an identity IOMMU domain so that bus addresses are
+ * physical ones), drives it through VF1's BAR0 doorbells, migrates VF1 to
+ * VF2 (NVMe state v0) and carries on on VF2. Each queue is two pages, listed
+ * in reverse order, so a contiguous reading of the queue would go wrong.
+ */
+struct uq {
+	volatile uint8_t *bar;
+	uint8_t *sq[2], *cq[2];
+	uint16_t qid, sqs, cqs, cid;
+	uint32_t sqt, cqh;
+	uint8_t phase;
+};
+
+static volatile uint8_t *bar_map(const char *bdf)
+{
+	char path[256];
+	void *p;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource0", bdf);
+	fd = open(path, O_RDWR | O_SYNC);
+	if (fd < 0)
+		return NULL;
+	p = mmap(NULL, 0x2000, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* queue an SQE: opcode, data page (physical), SLBA, NLB (0's based) */
+static void uq_submit(struct uq *q, uint8_t opc, uint64_t prp1, uint64_t slba, uint16_t nlb)
+{
+	uint32_t off = q->sqt * 64;
+	uint8_t *e = q->sq[off / 4096] + off % 4096;
+	uint32_t dw0 = opc | (uint32_t)q->cid++ << 16, nsid = 1, dw12 = nlb;
+	uint32_t lo = (uint32_t)slba, hi = (uint32_t)(slba >> 32);
+
+	memset(e, 0, 64);
+	memcpy(e, &dw0, 4);
+	memcpy(e + 4, &nsid, 4);
+	memcpy(e + 24, &prp1, 8);
+	memcpy(e + 40, &lo, 4);
+	memcpy(e + 44, &hi, 4);
+	memcpy(e + 48, &dw12, 4);
+	q->sqt = (q->sqt + 1) % q->sqs;
+}
+
+static void uq_ring(struct uq *q)
+{
+	__sync_synchronize();
+	*(volatile uint32_t *)(q->bar + 0x1000 + 8 * q->qid) = q->sqt;
+}
+
+/* wait for the next CQE; returns its status (no phase), -1 on timeout */
+static int uq_reap(struct uq *q)
+{
+	uint32_t off = q->cqh * 16;
+	volatile uint8_t *e = q->cq[off / 4096] + off % 4096;
+	uint32_t dw3;
+
+	for (int i = 0; i < 5000; i++) {
+		dw3 = *(volatile uint32_t *)(e + 12);
+		if (((dw3 >> 16) & 1) == q->phase) {
+			if (++q->cqh == q->cqs) {
+				q->cqh = 0;
+				q->phase ^= 1;
+			}
+			*(volatile uint32_t *)(q->bar + 0x1000 + 8 * q->qid + 4) = q->cqh;
+			return dw3 >> 17;
+		}
+		usleep(1000);
+	}
+	return -1;
+}
+
+/* n commands, in batches that fit the SQ; 0 when all succeeded */
+static int uq_run(struct uq *q, int n, uint8_t opc, uint64_t prp1, uint64_t slba)
+{
+	int bad = 0;
+
+	while (n > 0) {
+		int b = n > 50 ? 50 : n;
+
+		for (int i = 0; i < b; i++)
+			uq_submit(q, opc, prp1, slba, 7);
+		uq_ring(q);
+		for (int i = 0; i < b; i++)
+			bad |= uq_reap(q) != 0;
+		n -= b;
+	}
+	return bad;
+}
+
+static void t_pc0_migrate(void)
+{
+	uint8_t *mem, *list, *data, *st = NULL, *d;
+	uint64_t sq_list, cq_list, dp[2];
+	struct uq q = { 0 };
+	volatile uint8_t *vf1_bar;
+	uint32_t nsqa = 0;
+	size_t len, dlen;
+	int rc, nsq, ncq, used = 0, found;
+	char state[32];
+
+	if (!getenv("LM_VF_IDENTITY") || !atoi(getenv("LM_VF_IDENTITY"))) {
+		ok(1, "# SKIP PC=0 migration needs identity IOMMU domains for the VFs");
+		return;
+	}
+	if (!vf2_bar && vf2_map()) {
+		ok(0, "map VF2 BAR0");
+		return;
+	}
+	vf1_bar = q.bar = bar_map(vf1_bdf);
+	mem = dma_pages(4);	/* SQ pages 3, 1; CQ pages 2, 0 */
+	list = dma_pages(2);	/* SQ list, CQ list */
+	data = dma_pages(2);
+	if (!q.bar || !mem || !list || !data) {
+		ok(0, "map VF1 BAR0 and lock queue memory");
+		return;
+	}
+	ok(!((*(volatile uint32_t *)q.bar >> 16) & 1), "CAP.CQR = 0 with hmlms: PC=0 queues allowed");
+
+	/* a free QID: above every queue VF1's driver uses, within Number of Queues */
+	{
+		struct cmd c = { .opc = OPC_GET_FEAT, .cdw10 = 7 };
+
+		rc = admin(vf1_fd, &c);
+		nsqa = (c.result & 0xffff) + 1;
+		st = read_state(vf1_id, 1, 0, &len, NULL);
+		found = !!st;
+		if (st) {
+			nsq = le16(st + HDR_LEN + 2);
+			for (int i = 0; i < nsq; i++)
+				if (le16(st + HDR_LEN + 8 + 24 * i + 10) > used)
+					used = le16(st + HDR_LEN + 8 + 24 * i + 10);
+			free(st);
+		}
+		q.qid = used + 1;
+		ok(!rc && found && q.qid <= nsqa, "VF1 has a free I/O queue ID %u (driver uses up to %d of %u)",
+		   q.qid, used, nsqa);
+		if (q.qid > nsqa)
+			return;
+	}
+	q.sqs = 128;		/* 2 pages of 64-byte SQEs */
+	q.cqs = 512;		/* 2 pages of 16-byte CQEs */
+	q.sq[0] = mem + 3 * 4096; q.sq[1] = mem + 4096;
+	q.cq[0] = mem + 2 * 4096; q.cq[1] = mem;
+	q.phase = 1;
+	q.cid = 0x100;
+	sq_list = phys_of(list);
+	cq_list = phys_of(list + 4096);
+	{
+		uint64_t e[2];
+
+		e[0] = phys_of(q.sq[0]); e[1] = phys_of(q.sq[1]);
+		memcpy(list, e, 16);
+		e[0] = phys_of(q.cq[0]); e[1] = phys_of(q.cq[1]);
+		memcpy(list + 4096, e, 16);
+	}
+	dp[0] = phys_of(data);
+	dp[1] = phys_of(data + 4096);
+
+	/* Create I/O CQ/SQ with PC=0; a bad list first */
+	{
+		uint8_t saved = list[4096 + 8];
+		struct cmd c = { .opc = 0x05, .cdw10 = (uint32_t)(q.cqs - 1) << 16 | q.qid,
+				 .cdw11 = 0, .buf = list + 4096, .len = 4096 };
+
+		list[4096 + 8] |= 0x10;		/* second page misaligned */
+		rc = admin(vf1_fd, &c);
+		ok(rc == (DNR | 0x13), "Create I/O CQ PC=0 with a misaligned PRP list entry: Invalid PRP Offset (rc=%#x)", rc);
+		list[4096 + 8] = saved;
+		rc = admin(vf1_fd, &c);
+		ok(!rc, "Create I/O CQ %u PC=0 (2-page PRP list), IEN=0, on VF1 (rc=%#x)", q.qid, rc);
+		c = (struct cmd){ .opc = 0x01, .cdw10 = (uint32_t)(q.sqs - 1) << 16 | q.qid,
+				  .cdw11 = (uint32_t)q.qid << 16, .buf = list, .len = 4096 };
+		rc = admin(vf1_fd, &c);
+		ok(!rc, "Create I/O SQ %u PC=0 (2-page PRP list) on VF1 (rc=%#x)", q.qid, rc);
+		if (rc)
+			goto reset;
+	}
+
+	/* 251 commands on VF1: the SQ wraps, pattern A at LBA 5000 */
+	memset(data, 0xa5, 4096);
+	memcpy(data, "PC0-PATTERN-A", 13);
+	rc = uq_run(&q, 250, 0x00, 0, 0);		/* Flush */
+	rc |= uq_run(&q, 1, 0x01, dp[0], 5000);		/* Write A */
+	ok(!rc && q.cqh == 251 && q.sqt == 251 % 128,
+	   "251 commands through VF1's PC=0 queues, SQ wrapped (rc=%d cq head %u, sq tail %u)", rc, q.cqh, q.sqt);
+
+	/* suspend VF1, ring a Read of A there: latched */
+	rc = suspend(vf1_id, 1);
+	ok(!rc, "Suspend VF1 (rc=%#x)", rc);
+	memset(data + 4096, 0, 4096);
+	uq_submit(&q, 0x02, dp[1], 5000, 7);
+	uq_ring(&q);
+	usleep(200000);
+	ok(!(((*(volatile uint32_t *)(q.cq[0] + 251 * 16 + 12)) >> 16) & 1),
+	   "a Read rung on suspended VF1 is not executed");
+
+	st = read_state(vf1_id, 1, 0, &len, NULL);
+	found = 0;
+	if (st) {
+		nsq = le16(st + HDR_LEN + 2);
+		ncq = le16(st + HDR_LEN + 4);
+		for (int i = 0; i < nsq; i++) {
+			uint8_t *e = st + HDR_LEN + 8 + 24 * i;
+
+			if (le16(e + 10) == q.qid && le64(e) == sq_list && !(e[14] & 1) &&
+			    le16(e + 16) == 251 % 128 && le16(e + 18) == 252 % 128)
+				found |= 1;
+		}
+		for (int i = 0; i < ncq; i++) {
+			uint8_t *e = st + HDR_LEN + 8 + 24 * nsq + 24 * i;
+
+			if (le16(e + 10) == q.qid && le64(e) == cq_list && !(e[16] & 1) &&
+			    le16(e + 14) == 251)
+				found |= 2;
+		}
+	}
+	ok(found == 3, "Get State: the SQ and CQ entries carry PC=0, PRP1 = the PRP list, head/tail (found=%d)", found);
+	if (!st)
+		goto resume;
+
+	/* onto VF2 */
+	vf2_disable();
+	ok(vf2_enable() == 0, "enable VF2 as the destination");
+	rc = suspend(vf2_id, 1);
+	ok(!rc, "Suspend VF2 (rc=%#x)", rc);
+	{
+		uint8_t *bad = malloc(len), *e;
+		uint64_t badlist = phys_of(data);
+
+		/* the list is read from memory: a PRP1 whose list has a 0 entry */
+		memcpy(bad, st, len);
+		memset(data, 0, 16);
+		for (int i = 0; i < le16(bad + HDR_LEN + 2); i++) {
+			e = bad + HDR_LEN + 8 + 24 * i;
+			if (le16(e + 10) == q.qid)
+				memcpy(e, &badlist, 8);
+		}
+		rc = set_state(vf2_id, 3, 1, 0, 0, bad, len);
+		ok(rc == (DNR | 0x13), "Set State PC=0 SQ whose PRP list has a 0 entry: Invalid PRP Offset (rc=%#x)", rc);
+		free(bad);
+	}
+	d = read_state(vf2_id, 1, 0, &dlen, NULL);
+	ok(d && le16(d + HDR_LEN + 2) == 0 && le16(d + HDR_LEN + 4) == 0,
+	   "the rejected Set State left VF2 without I/O queues");
+	free(d);
+	rc = set_state(vf2_id, 3, 1, 0, 0, st, len);
+	ok(!rc, "Set State: VF1's NVMe state with the PC=0 queues onto VF2 (rc=%#x)", rc);
+	d = read_state(vf2_id, 1, 0, &dlen, NULL);
+	ok(d && dlen == len && !memcmp(d + HDR_LEN, st + HDR_LEN, len - HDR_LEN),
+	   "VF2's NVMe state equals VF1's, PC=0 queues included");
+	free(d);
+	rc = resume(vf2_id);
+	ok(!rc, "Resume VF2 (rc=%#x)", rc);
+
+	/* VF2 fetches the latched Read from the PC=0 SQ */
+	q.bar = vf2_bar;
+	rc = uq_reap(&q);
+	ok(!rc && !memcmp(data + 4096, "PC0-PATTERN-A", 13),
+	   "VF2 executed the Read latched on VF1: CQE in slot 251, pattern A read (rc=%d)", rc);
+
+	/* carry on on VF2: Write B, Flushes up to CQ page 2, Read B there */
+	memset(data, 0x5b, 4096);
+	memcpy(data, "PC0-PATTERN-B", 13);
+	rc = uq_run(&q, 1, 0x01, dp[0], 5008);
+	rc |= uq_run(&q, 3, 0x00, 0, 0);
+	memset(data + 4096, 0, 4096);
+	rc |= uq_run(&q, 1, 0x02, dp[1], 5008);
+	ok(!rc && q.cqh == 257 && q.sqt == 1 && !memcmp(data, data + 4096, 4096),
+	   "VF2 carries on: Write then Read of pattern B verified, SQ wrapped to page 1, CQE in CQ page 2 (rc=%d cqh=%u sqt=%u)",
+	   rc, q.cqh, q.sqt);
+	memset(data + 4096, 0, 4096);
+	rc = uq_run(&q, 1, 0x02, dp[1], 5000);
+	ok(!rc && !memcmp(data + 4096, "PC0-PATTERN-A", 13), "VF2 reads pattern A written through VF1 (rc=%d)", rc);
+	{
+		uint8_t hdr[HDR_LEN];
+		uint32_t dw0 = 0;
+
+		rc = get_state(pf_fd, vf1_id, 0, 0, 0, hdr, sizeof(hdr), &dw0);
+		ok(!rc && (dw0 & 1), "VF1 stayed suspended: VF2 did the I/O");
+	}
+	vf2_disable();
+	free(st);
+resume:
+	rc = resume(vf1_id);
+	ok(!rc, "Resume VF1 (rc=%#x)", rc);
+reset:
+	/* VF1's copy of the queues is stale: have its driver reset it */
+	reset_ctrl(vf1_bdf, state, sizeof(state));
+	ok(!strncmp(state, "live", 4), "VF1 controller reset by its driver (state %s)", state);
+	munmap((void *)vf1_bar, 0x2000);
+}
+
+/*
+ * --- One-Shot asynchronous events on the PF ------------------------------
+ *
+ * The PF's Linux driver consumes an event of type 4h (One-Shot) without a
+ * trace, so this group takes the PF from nvme and drives its admin queue
+ * from userspace through BAR0 (the PF is in an identity IOMMU domain:
+ * physical addresses are bus addresses). It runs last and gives the PF back
+ * to nvme. VF1's driver keeps running; it only writes.
+ */
+struct uadm {
+	volatile uint8_t *bar;
+	uint8_t *sq, *cq;
+	uint16_t sqt, cqh, cid;
+	uint8_t phase;
+};
+
+struct ucqe {
+	uint32_t dw0, dw1;
+	uint16_t cid, status;
+};
+
+static uint16_t uadm_submit(struct uadm *a, uint8_t opc, uint64_t prp1,
+			    uint32_t cdw10, uint32_t cdw11, uint32_t cdw12, uint32_t cdw13)
+{
+	uint8_t *e = a->sq + 64 * a->sqt;
+	uint16_t cid = a->cid++;
+	uint32_t dw0 = opc | (uint32_t)cid << 16, dw[4] = { cdw10, cdw11, cdw12, cdw13 };
+
+	memset(e, 0, 64);
+	memcpy(e, &dw0, 4);
+	memcpy(e + 24, &prp1, 8);
+	memcpy(e + 40, dw, 16);
+	a->sqt = (a->sqt + 1) % 32;
+	__sync_synchronize();
+	*(volatile uint32_t *)(a->bar + 0x1000) = a->sqt;
+	return cid;
+}
+
+/* next CQE within @ms milliseconds: 0, or -1 if none */
+static int uadm_reap(struct uadm *a, struct ucqe *c, int ms)
+{
+	volatile uint8_t *e = a->cq + 16 * a->cqh;
+
+	for (int i = 0; i < ms; i++) {
+		uint32_t dw3 = *(volatile uint32_t *)(e + 12);
+
+		if (((dw3 >> 16) & 1) == a->phase) {
+			c->dw0 = *(volatile uint32_t *)e;
+			c->dw1 = *(volatile uint32_t *)(e + 4);
+			c->cid = dw3 & 0xffff;
+			c->status = dw3 >> 17;
+			if (++a->cqh == 32) {
+				a->cqh = 0;
+				a->phase ^= 1;
+			}
+			*(volatile uint32_t *)(a->bar + 0x1004) = a->cqh;
+			return 0;
+		}
+		usleep(1000);
+	}
+	return -1;
+}
+
+/* submit and wait for that command's completion (no other is expected) */
+static int uadm_cmd(struct uadm *a, uint8_t opc, uint64_t prp1, uint32_t cdw10,
+		    uint32_t cdw11, uint32_t cdw12, uint32_t cdw13, uint32_t *dw0)
+{
+	uint16_t cid = uadm_submit(a, opc, prp1, cdw10, cdw11, cdw12, cdw13);
+	struct ucqe c;
+
+	if (uadm_reap(a, &c, 5000) || c.cid != cid)
+		return -1;
+	if (dw0)
+		*dw0 = c.dw0;
+	return c.status;
+}
+
+static int uadm_wait_rdy(struct uadm *a, int want)
+{
+	for (int i = 0; i < 5000; i++) {
+		if ((int)(*(volatile uint32_t *)(a->bar + 0x1c) & 1) == want)
+			return 0;
+		usleep(1000);
+	}
+	return -1;
+}
+
+/*
+ * A reset of the PF takes its secondary controllers offline and frees their
+ * resources: give VF1 back what lm_guest.sh provisioned (4 VQ, 1 VI) and
+ * bring it online, through the test's admin queue (@a) or the PF's driver.
+ */
+static int vf1_online(struct uadm *a)
+{
+	static const uint32_t cdw10[3] = { 8 | 0 << 8, 8 | 1 << 8, 9 };
+	static const uint32_t nr[3] = { 4, 1, 0 };
+	int rc = 0;
+
+	for (int i = 0; i < 3 && !rc; i++) {
+		struct cmd c = { .opc = 0x1c, .cdw10 = cdw10[i] | (uint32_t)vf1_id << 16,
+				 .cdw11 = nr[i] };
+
+		rc = a ? uadm_cmd(a, 0x1c, 0, c.cdw10, c.cdw11, 0, 0, NULL) : admin(pf_fd, &c);
+		if (rc)
+			diag("Virtualization Management cdw10 %#x cdw11 %u: %#x", c.cdw10, c.cdw11, rc);
+	}
+	return rc;
+}
+
+static void t_aen(void)
+{
+	struct uadm a = { 0 };
+	uint8_t *mem, *q;
+	uint32_t id = 0xffff, cmdreg = 0;
+	struct ucqe c;
+	uint16_t aer;
+	char path[256], ns[64], state[32];
+	int fd, rc, good, nsfd;
+
+	if (!pf_identity) {
+		ok(1, "# SKIP One-Shot AEN tests need the PF in an identity IOMMU domain");
+		return;
+	}
+	snprintf(ns, sizeof(ns), "%sn1", nvme_dev_of(vf1_bdf));
+	nsfd = open(ns, O_RDWR | O_DIRECT);
+	if (nsfd < 0 || (!iobuf && posix_memalign(&iobuf, 4096, 4096))) {
+		ok(0, "open %s", ns);
+		return;
+	}
+
+	/* take the PF from nvme; memory decode and bus mastering back on */
+	close(pf_fd);
+	pf_fd = -1;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver/unbind", pf_bdf);
+	fd = open(path, O_WRONLY);
+	rc = fd >= 0 && write(fd, pf_bdf, strlen(pf_bdf)) == (ssize_t)strlen(pf_bdf);
+	if (fd >= 0)
+		close(fd);
+	ok(rc, "unbind the PF from nvme");
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", pf_bdf);
+	fd = open(path, O_RDWR);
+	if (fd >= 0) {
+		if (pread(fd, &cmdreg, 2, 4) == 2) {
+			cmdreg |= 0x6;
+			if (pwrite(fd, &cmdreg, 2, 4) != 2)
+				diag("could not enable PF memory decode");
+		}
+		close(fd);
+	}
+	a.bar = bar_map(pf_bdf);
+	mem = dma_pages(3);	/* admin SQ, admin CQ, CDQ */
+	if (!a.bar || !mem) {
+		ok(0, "map the PF's BAR0");
+		goto rebind;
+	}
+	a.sq = mem;
+	a.cq = mem + 4096;
+	q = mem + 8192;
+	a.phase = 1;
+	a.cid = 0x40;
+	*(volatile uint32_t *)(a.bar + 0x14) = 0;
+	uadm_wait_rdy(&a, 0);
+	*(volatile uint32_t *)(a.bar + 0x24) = 31 << 16 | 31;
+	*(volatile uint32_t *)(a.bar + 0x28) = (uint32_t)phys_of(a.sq);
+	*(volatile uint32_t *)(a.bar + 0x2c) = (uint32_t)(phys_of(a.sq) >> 32);
+	*(volatile uint32_t *)(a.bar + 0x30) = (uint32_t)phys_of(a.cq);
+	*(volatile uint32_t *)(a.bar + 0x34) = (uint32_t)(phys_of(a.cq) >> 32);
+	*(volatile uint32_t *)(a.bar + 0x14) = 6 << 16 | 4 << 20 | 1;
+	ok(!uadm_wait_rdy(&a, 1), "PF enabled by the test's own admin queue");
+	/* the PF's reset at unbind took its VFs offline: VF1 back online */
+	rc = vf1_online(&a);
+	reset_ctrl(vf1_bdf, state, sizeof(state));
+	ok(!rc && !strncmp(state, "live", 4),
+	   "VF1 online again (Virtualization Management) and reset by its driver (rc=%#x state %s)", rc, state);
+
+	/* an 8-entry UDMQ for VF1, logging on: entry 0 is the start marker */
+	rc = uadm_cmd(&a, OPC_CDQ, phys_of(q), 0, (uint32_t)vf1_id << 16 | 1, 64, 0, &id);
+	id &= 0xffff;
+	good = !rc;
+	rc = uadm_cmd(&a, OPC_TRACK_SEND, 0, 1 << 16, id, 0, 0, NULL);
+	good &= !rc && entry_at(q, 0).esa == 1;
+	/* ETPT with TPT = 3 (HP stays 0) */
+	rc = uadm_cmd(&a, OPC_SET_FEAT, 0, 0x21, 1u << 31 | id, 0, 3, NULL);
+	good &= !rc;
+	ok(good, "UDMQ (8 entries) created and logging for VF1, ETPT armed with TPT=3 (CDQID %u)", id);
+
+	aer = uadm_submit(&a, 0x0c, 0, 0, 0, 0, 0);
+	good = !vf1_write_fd(nsfd, 4000);
+	rc = uadm_reap(&a, &c, 300);
+	ok(good && rc, "tail 2 (TPT 3 not reached): no event");
+	good = !vf1_write_fd(nsfd, 4008);
+	rc = uadm_reap(&a, &c, 3000);
+	ok(good && !rc && c.cid == aer && !c.status && (c.dw0 & 7) == 4 &&
+	   ((c.dw0 >> 8) & 0xff) == 0 && ((c.dw0 >> 16) & 0xff) == 0 && c.dw1 == id,
+	   "tail reaches TPT 3: One-Shot AEN (type 4h, info 00h TPT, DW1 CDQID) (rc=%d cid=%#x dw0=%#x dw1=%u)",
+	   rc, c.cid, c.dw0, c.dw1);
+
+	aer = uadm_submit(&a, 0x0c, 0, 0, 0, 0, 0);
+	good = !vf1_write_fd(nsfd, 4016);
+	rc = uadm_reap(&a, &c, 300);
+	ok(good && rc, "TPT is one-shot: the next entry sends no event");
+	{
+		uint32_t dw0 = 0;
+		uint8_t *d = q + 2048;	/* past the 8 entries */
+
+		rc = uadm_cmd(&a, OPC_GET_FEAT, phys_of(d), 0x21, id, 0, 0, &dw0);
+		ok(!rc && le32(d) == 0 && le32(d + 4) == 0 && dw0 == id,
+		   "Get Features 21h after the event: HP 0, ETPT and TPT cleared (rc=%#x dw0=%#x tpt=%u)",
+		   rc, dw0, le32(d + 4));
+	}
+	good = !vf1_write_fd(nsfd, 4024) && !vf1_write_fd(nsfd, 4032);
+	rc = uadm_reap(&a, &c, 300);
+	ok(good && rc, "tail 6, one free slot left: no event");
+	good = !vf1_write_fd(nsfd, 4040);
+	rc = uadm_reap(&a, &c, 3000);
+	ok(good && !rc && c.cid == aer && !c.status && (c.dw0 & 7) == 4 &&
+	   ((c.dw0 >> 8) & 0xff) == 1 && c.dw1 == id && entry_at(q, 6).esa == 7 &&
+	   entry_at(q, 6).slba == 4040,
+	   "the entry that fills the queue: ESA 111b, and a One-Shot AEN (info 01h CDQ full, DW1 CDQID) (rc=%d dw0=%#x dw1=%u esa=%u)",
+	   rc, c.dw0, c.dw1, entry_at(q, 6).esa);
+	good = !vf1_write_fd(nsfd, 4048);
+	usleep(100000);
+	ok(good && entry_at(q, 7).phase == 0, "full: nothing more is posted");
+
+	rc = uadm_cmd(&a, OPC_CDQ, 0, 1, id, 0, 0, NULL);
+	ok(!rc, "CDQ delete (rc=%#x)", rc);
+	*(volatile uint32_t *)(a.bar + 0x14) = 0;
+	uadm_wait_rdy(&a, 0);
+	munmap((void *)a.bar, 0x2000);
+rebind:
+	fd = open("/sys/bus/pci/drivers/nvme/bind", O_WRONLY);
+	rc = fd >= 0 && write(fd, pf_bdf, strlen(pf_bdf)) == (ssize_t)strlen(pf_bdf);
+	if (fd >= 0)
+		close(fd);
+	ok(rc, "PF given back to nvme");
+	for (int i = 0; i < 100 && pf_fd < 0; i++) {
+		const char *dev = nvme_dev_of(pf_bdf);
+
+		if (dev)
+			pf_fd = open(dev, O_RDWR);
+		if (pf_fd < 0)
+			usleep(100000);
+	}
+	{
+		/* and VF1, taken offline by that reset, back to work */
+		rc = pf_fd >= 0 ? vf1_online(NULL) : -1;
+		reset_ctrl(vf1_bdf, state, sizeof(state));
+		ok(!rc && !strncmp(state, "live", 4) && !vf1_write_fd(nsfd, 4100),
+		   "VF1 online again and working after the PF's return (rc=%#x state %s)", rc, state);
+	}
+	close(nsfd);
+}
+
 static char **groups;
 static int ngroups;
 
@@ -1574,6 +2218,10 @@ int main(int argc, char **argv)
 		t_track();
 	if (want("cross"))
 		t_cross_migrate();
+	if (want("pc0"))
+		t_pc0_migrate();
+	if (want("aen"))
+		t_aen();	/* last: takes the PF from nvme */
 
 	printf("1..%d\n", test_no);
 	printf("# %d passed, %d failed\n", test_no - failed, failed);
