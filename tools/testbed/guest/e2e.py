@@ -559,8 +559,8 @@ def run_bench(args):
         if base is None or label not in med:
             continue
         (d0, t0, b0), (d1, t1, b1) = base, med[label]
-        print(f"  {label} / without VF: downtime x{d1 / max(d0, 1):.2f} (+{d1 - d0:.0f} ms), "
-              f"total x{t1 / max(t0, 1):.2f}; RAM re-sent while stopped +{(b1 - b0) / 2**20:.1f} MiB")
+        print(f"  {label} / without VF: downtime x{d1 / max(d0, 1):.2f} ({d1 - d0:+.0f} ms), "
+              f"total x{t1 / max(t0, 1):.2f}; RAM re-sent while stopped {(b1 - b0) / 2**20:+.1f} MiB")
         summary[label] = {"downtime_ratio": d1 / max(d0, 1), "total_ratio": t1 / max(t0, 1),
                           "extra_downtime_ms": d1 - d0, "extra_stopped_bytes": b1 - b0}
     if "VF tracking" in summary:
