@@ -42,6 +42,9 @@ def main():
               f"total {m.get('total_ms')} ms, downtime {m.get('downtime_ms')} ms")
         print(f"                     VF state moved {m.get('vfio_bytes')} B (VFIO stream), "
               f"RAM {mib(m.get('ram_bytes'))} ({mib(m.get('ram_downtime_bytes'))} while stopped)")
+    if "tracking_sessions" in r:
+        print(f" dirty pages:        the VF's device dirty tracking (nvme_vfio_pci vfio_log_ops), "
+              f"{r['tracking_sessions']} session(s) by migration 1")
     c = r.get("cancel")
     if c:
         print(f" cancelled migration: stopped at pre-switchover, migrate_cancel -> {c.get('status')}, "
