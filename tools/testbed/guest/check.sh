@@ -81,6 +81,31 @@ mig_after_reprovision() {
 }
 chk "VFs provisioned after binding migrate (resources read afresh)" mig_after_reprovision
 
+# Four VFs migrating at once through the one PF: the PF's flexible resources
+# give four VFs 2 VQ and 1 VI each. Re-provisioned for this run of
+# nvp_fault_test's four_vfs variant, then back to the two VFs above.
+reprovision_vfs() { # N VQ VI: unbind ours, re-create N VFs, bind them all
+	local i bdf
+	for bdf in "$SYSPCI/$NVP_PF"/virtfn*; do
+		bdf=$(basename "$(readlink -f "$bdf")")
+		[ "$(driver_of "$bdf")" = none ] || echo "$bdf" >"$SYSPCI/$bdf/driver/unbind"
+	done
+	echo 0 >"$SYSPCI/$NVP_PF/sriov_numvfs" || return 1
+	provision_vfs "$1" "$2" "$3" || return 1
+	for i in $(seq 1 "$1"); do bind "$(vf_bdf "$i")" "$NVP_DRIVER" || return 1; done
+}
+four_vfs_at_once() {
+	local out
+	reprovision_vfs 4 2 1 || return 1
+	out=$(NVP_VF=$(vf_bdf 1) NVP_VF2=$(vf_bdf 2) NVP_VF3=$(vf_bdf 3) NVP_VF4=$(vf_bdf 4) \
+		NVP_PF=$NVP_PF NVP_DRIVER=$NVP_DRIVER NVP_EXPECT_MIGRATION=${NVP_EXPECT_MIGRATION:-} \
+		timeout 300 "$ST/nvp_fault_test" -v four_vfs 2>&1)
+	echo "$out" | grep -E "^(not )?ok |^# " | sed 's/^/    /'
+	echo "$out" | grep -qE "^ok 1 " && ! echo "$out" | grep -qE "^not ok |# SKIP"
+}
+chk "four VFs migrate at once through one PF (nvp_fault_test four_vfs)" four_vfs_at_once
+chk "back to two VFs ($VF_VQ VQ, 2 VI each), bound" reprovision_vfs 2 $VF_VQ 2
+
 chk "VFs unbind" bash -c "echo $VF1 > /sys/bus/pci/drivers/$NVP_DRIVER/unbind && echo $VF2 > /sys/bus/pci/drivers/$NVP_DRIVER/unbind"
 chk "module unloads" rmmod nvme_vfio_pci
 chk "module reloads and rebinds after PF re-provisioning" bash -c "
