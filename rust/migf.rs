@@ -9,8 +9,16 @@
 //! live under its own mutex, which every read and write takes **before**
 //! checking bounds and holds while copying to or from user memory. The VF's
 //! state mutex is never held while this mutex copies to or from user memory
-//! (the state machine only takes this mutex to disable the file or to take
-//! the collected bytes).
+//! (the state machine only takes this mutex to take the collected bytes).
+//!
+//! Disabling never waits for that mutex: a reset disables the files from
+//! `reset_done`, under vfio-pci-core's `memory_lock`, while a reader may hold
+//! the file's mutex across a copy whose page fault on a VFIO BAR mapping
+//! takes `memory_lock` (lockdep on the debug kernel: `memory_lock` -> file
+//! mutex against file mutex -> `mmap_lock` -> `memory_lock`). So
+//! [`MigFile::disable`] sets the atomic `dead` flag, which every access
+//! checks under the mutex, and frees the buffer only if it gets the mutex
+//! with a trylock; otherwise the buffer goes with the file.
 
 use kernel::{
     alloc::KVVec,
@@ -20,6 +28,11 @@ use kernel::{
     prelude::*,
     str::as_char_ptr_in_const_context,
     sync::{
+        atomic::{
+            Acquire,
+            Atomic,
+            Release, //
+        },
         Arc,
         ArcBorrow,
         Mutex, //
@@ -63,6 +76,9 @@ pub(crate) struct MigBuf {
 pub(crate) struct MigFile {
     #[pin]
     inner: Mutex<MigBuf>,
+    /// Set by [`MigFile::disable`] without taking `inner` (see the module
+    /// docs); read under `inner` by every access.
+    dead: Atomic<bool>,
 }
 
 impl MigFile {
@@ -76,6 +92,7 @@ impl MigFile {
                     pos: 0,
                     disabled: false,
                 }),
+                dead: Atomic::new(false),
             }),
             GFP_KERNEL,
         )?;
@@ -109,18 +126,27 @@ impl MigFile {
         }
     }
 
-    /// Makes every later access fail and frees the buffer.
+    /// Makes every later access fail, and frees the buffer unless an
+    /// access holds it now (then it goes with the file). Never waits for the
+    /// file's mutex, so it may run under `memory_lock` (see the module docs).
     pub(crate) fn disable(&self) {
-        let mut g = self.inner.lock();
-        g.disabled = true;
-        g.data = KVVec::new();
-        g.pos = 0;
+        self.dead.store(true, Release);
+        if let Some(mut g) = self.inner.try_lock() {
+            g.disabled = true;
+            g.data = KVVec::new();
+            g.pos = 0;
+        }
+    }
+
+    /// Whether accesses must fail; `g` is the held `inner`.
+    fn gone(&self, g: &MigBuf) -> bool {
+        g.disabled || self.dead.load(Acquire)
     }
 
     /// Takes the bytes written so far (destination), disabling the file.
     pub(crate) fn take(&self) -> Result<KVVec<u8>> {
         let mut g = self.inner.lock();
-        if g.disabled {
+        if self.gone(&g) {
             return Err(ENODEV);
         }
         g.disabled = true;
@@ -129,7 +155,7 @@ impl MigFile {
 
     fn read(&self, ubuf: *mut u8, len: usize) -> Result<isize> {
         let mut g = self.inner.lock();
-        if g.disabled {
+        if self.gone(&g) {
             return Err(ENODEV);
         }
         let pos = g.pos;
@@ -145,7 +171,7 @@ impl MigFile {
 
     fn write(&self, ubuf: *const u8, len: usize) -> Result<isize> {
         let mut g = self.inner.lock();
-        if g.disabled {
+        if self.gone(&g) {
             return Err(ENODEV);
         }
         let start = g.data.len();
