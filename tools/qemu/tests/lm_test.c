@@ -872,6 +872,23 @@ static struct udmq_e entry_at(volatile uint8_t *q, int i)
 static int vf1_ns_fd = -1;
 static void *iobuf;
 
+/*
+ * VF1's namespace (path into @ns) opened read-write with O_DIRECT, and the
+ * page-aligned iobuf allocated: -1 if either fails.
+ */
+static int vf1_ns_io(char *ns, size_t len)
+{
+	int fd;
+
+	snprintf(ns, len, "%sn1", nvme_dev_of(vf1_bdf));
+	fd = open(ns, O_RDWR | O_DIRECT);
+	if (fd >= 0 && !iobuf && posix_memalign(&iobuf, 4096, 4096)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* One O_DIRECT 4 KiB write on VF1's namespace at LBA (512-byte LBAs) */
 static int vf1_write_fd(int fd, uint64_t lba)
 {
@@ -1504,9 +1521,8 @@ static void t_cross_migrate(void)
 		ok(0, "map VF2 BAR0");
 		return;
 	}
-	snprintf(ns, sizeof(ns), "%sn1", nvme_dev_of(vf1_bdf));
-	vf1_ns_fd = open(ns, O_RDWR | O_DIRECT);
-	if (vf1_ns_fd < 0 || (!iobuf && posix_memalign(&iobuf, 4096, 4096))) {
+	vf1_ns_fd = vf1_ns_io(ns, sizeof(ns));
+	if (vf1_ns_fd < 0) {
 		ok(0, "open %s", ns);
 		return;
 	}
@@ -2022,9 +2038,8 @@ static void t_aen(void)
 		ok(1, "# SKIP One-Shot AEN tests need the PF in an identity IOMMU domain");
 		return;
 	}
-	snprintf(ns, sizeof(ns), "%sn1", nvme_dev_of(vf1_bdf));
-	nsfd = open(ns, O_RDWR | O_DIRECT);
-	if (nsfd < 0 || (!iobuf && posix_memalign(&iobuf, 4096, 4096))) {
+	nsfd = vf1_ns_io(ns, sizeof(ns));
+	if (nsfd < 0) {
 		ok(0, "open %s", ns);
 		return;
 	}
